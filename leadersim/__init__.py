@@ -1,0 +1,66 @@
+"""leadersim: lease-based leader election, for real and in simulation.
+
+The elector is a faithful port of tiflow's ``pkg/election``: run it against SQLite (the
+embedded default) or a server database, or inside a deterministic simulator.
+"""
+
+from leadersim.clock import Clock, RealClock
+from leadersim.config import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RENEW_INTERVAL,
+    Config,
+    LeaderCallback,
+)
+from leadersim.elector import Elector
+from leadersim.errors import (
+    ConfigError,
+    CorruptRecordError,
+    LeadersimError,
+    NotLeaderError,
+    RecordConflictError,
+    RenewFailedError,
+    ResignTimeoutError,
+    SafetyWarning,
+    StorageError,
+    StorageUnavailableError,
+)
+from leadersim.record import Member, Record, record_from_json, record_to_json
+from leadersim.storage.base import TABLE_NAME_ELECTION, LeaderLockStorage, Storage
+from leadersim.storage.sqlite import SQLStorage
+from leadersim.trace import EventKind, Observer, TraceEvent, TraceRecorder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_LEASE_DURATION",
+    "DEFAULT_RENEW_DEADLINE",
+    "DEFAULT_RENEW_INTERVAL",
+    "TABLE_NAME_ELECTION",
+    "Clock",
+    "Config",
+    "ConfigError",
+    "CorruptRecordError",
+    "Elector",
+    "EventKind",
+    "LeaderCallback",
+    "LeaderLockStorage",
+    "LeadersimError",
+    "Member",
+    "NotLeaderError",
+    "Observer",
+    "RealClock",
+    "Record",
+    "RecordConflictError",
+    "RenewFailedError",
+    "ResignTimeoutError",
+    "SQLStorage",
+    "SafetyWarning",
+    "Storage",
+    "StorageError",
+    "StorageUnavailableError",
+    "TraceEvent",
+    "TraceRecorder",
+    "record_from_json",
+    "record_to_json",
+]

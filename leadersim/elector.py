@@ -1,0 +1,468 @@
+"""The elector: one asyncio loop that renews a lease in a shared record.
+
+A faithful port of the reference elector (tiflow ``pkg/election``), written once as plain
+asyncio code. It reads time only through an injected :class:`~leadersim.clock.Clock`,
+draws retry jitter from an injected :class:`random.Random`, and reports every state change
+to an optional :class:`~leadersim.trace.Observer`; so the same class runs against a real
+database on the real clock, or inside the simulator on SimPy's clock.
+
+The rules (expiry, pruning, campaigning, release) live in :mod:`leadersim.record`; this
+module only sequences them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import math
+import random
+from typing import Final
+
+from leadersim.clock import Clock, RealClock
+from leadersim.config import Config, LeaderCallback
+from leadersim.errors import (
+    ConfigError,
+    LeadersimError,
+    RecordConflictError,
+    RenewFailedError,
+    ResignTimeoutError,
+    StorageError,
+)
+from leadersim.record import (
+    Member,
+    Record,
+    RenewTracker,
+    member_ids,
+    plan_release,
+    plan_renewal,
+)
+from leadersim.storage.base import Storage
+from leadersim.trace import EventKind, Observer, Scalar
+
+__all__ = ["RELEASE_TIMEOUT", "RESIGN_TIMEOUT", "Elector"]
+
+logger = logging.getLogger("leadersim.elector")
+
+#: Seconds a resign request may wait for the main loop (reference ``ResignLeader``).
+RESIGN_TIMEOUT: Final = 5.0
+#: Seconds a best-effort release may take (reference ``defaultReleaseTimeout``).
+RELEASE_TIMEOUT: Final = 5.0
+
+_RETRYABLE = (StorageError, RecordConflictError)
+
+
+@dataclasses.dataclass(slots=True)
+class _ResignRequest:
+    duration: float
+    reply: asyncio.Future[None]
+
+
+class _RenewGaveUp(Exception):
+    """Internal: a renew round ran out of deadline (carries the last storage error)."""
+
+    def __init__(self, last_error: BaseException | None) -> None:
+        super().__init__(last_error)
+        self.last_error = last_error
+
+
+class Elector:
+    """A member of a lease-based election.
+
+    Args:
+        config: The member's config; a copy is validated (``adjust_and_validate``) and
+            used, so later changes to ``config`` have no effect.
+        clock: Where time is read; defaults to :class:`~leadersim.clock.RealClock`.
+        observer: Receives a trace event for every state change (optional).
+        rng: Source of retry jitter; defaults to ``random.Random(seed)``.
+        seed: Seed for the default ``rng`` (ignored when ``rng`` is given).
+
+    Raises:
+        ConfigError: the config is invalid.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        rng: random.Random | None = None,
+        seed: int | None = None,
+    ) -> None:
+        config = config.copy()
+        config.adjust_and_validate()
+        assert config.storage is not None
+        assert config.leader_callback is not None
+        self._config = config
+        self._storage: Storage = config.storage
+        self._callback: LeaderCallback = config.leader_callback
+        self._clock: Clock = clock if clock is not None else RealClock()
+        self._observer = observer
+        self._rng = rng if rng is not None else random.Random(seed)
+        self._me = Member(config.id, config.name, config.address, config.lease_duration)
+        self._observed = Record()
+        self._tracker = RenewTracker()
+        self._believed_leader = False
+        self._resign_until = -math.inf
+        self._resign_requests: collections.deque[_ResignRequest] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._callback_task: asyncio.Task[None] | None = None
+        self._running = False
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def id(self) -> str:
+        """This member's id."""
+        return self._config.id
+
+    @property
+    def config(self) -> Config:
+        """The validated copy of the config this elector runs with."""
+        return self._config
+
+    def is_leader(self) -> bool:
+        """Whether the cached record names this member leader and its lease is unexpired.
+
+        Reads only the cached record and this member's own clock, never the storage.
+        """
+        if self._observed.leader_id != self._config.id:
+            return False
+        me = self._observed.find_member(self._config.id)
+        return me is not None and not self._tracker.is_expired(me, self._clock.monotonic())
+
+    def get_leader(self) -> Member | None:
+        """The leader of the cached record, or ``None`` if there is none or it expired."""
+        leader = self._observed.find_member(self._observed.leader_id)
+        if leader is None or self._tracker.is_expired(leader, self._clock.monotonic()):
+            return None
+        return leader
+
+    def get_members(self) -> list[Member]:
+        """All members of the cached record, in record order, unfiltered."""
+        return list(self._observed.members)
+
+    def leader_callback_running(self) -> bool:
+        """Whether this member's leader callback is running (it *acts* as leader)."""
+        return self._callback_task is not None and not self._callback_task.done()
+
+    async def wait_leader(self) -> Member:
+        """Wait until the cached record shows an unexpired leader, and return it."""
+        while (leader := self.get_leader()) is None:
+            await self._changed.wait()
+        return leader
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run_election(self) -> None:
+        """Take part in the election until this task is cancelled.
+
+        On cancellation the member releases (removes itself, clears the slot if it is its
+        own; best effort within 5 s), stops its leader callback and re-raises
+        ``CancelledError``.
+
+        Raises:
+            RenewFailedError: a renew round failed for its whole deadline while
+                ``exit_on_renew_fail`` is set (chaining the last storage error).
+            RuntimeError: ``run_election`` is already running for this elector.
+        """
+        if self._running:
+            raise RuntimeError(f"run_election is already running for member {self.id!r}")
+        self._running = True
+        self._emit(EventKind.ELECTION_STARTED)
+        try:
+            while True:
+                await self._renew_round()
+                await self._wait_next_round()
+        except asyncio.CancelledError:
+            await self._shutdown()
+            raise
+        finally:
+            self._running = False
+
+    async def _renew_round(self) -> None:
+        self._emit(EventKind.RENEW_STARTED)
+        try:
+            await self._renew()
+        except _RenewGaveUp as gave_up:
+            logger.warning(
+                "failed to renew lease after renew deadline: id=%s error=%r",
+                self.id,
+                gave_up.last_error,
+            )
+            self._emit(EventKind.RENEW_FAILED, error=_describe(gave_up.last_error))
+            self._note_belief()
+            await self._cancel_callback("renew_failed")
+            if self._config.exit_on_renew_fail:
+                raise RenewFailedError(
+                    f"member {self.id!r} failed to renew its lease within the renew "
+                    f"deadline of {self._config.renew_deadline:g} s"
+                ) from gave_up.last_error
+            return
+        if self.is_leader():
+            self._ensure_callback()
+        else:
+            await self._cancel_callback("not_leader")
+
+    async def _renew(self) -> None:
+        """One renew round: retry read-modify-write until it succeeds or D runs out."""
+        deadline = self._config.renew_deadline
+        started = self._clock.monotonic()
+        last_error: BaseException | None = None
+        attempt = 0
+        try:
+            async with self._clock.timeout(deadline):
+                while True:
+                    attempt += 1
+                    try:
+                        await self._try_acquire_or_renew()
+                        return
+                    except _RETRYABLE as exc:
+                        last_error = exc
+                        self._note_retryable("renew", exc, attempt)
+                    remaining = deadline - (self._clock.monotonic() - started)
+                    await self._clock.sleep(self._backoff(attempt, remaining))
+        except TimeoutError:
+            raise _RenewGaveUp(last_error) from None
+
+    async def _try_acquire_or_renew(self) -> None:
+        read = await self._storage.get()
+        self._observe(read)
+        now = self._clock.monotonic()
+        plan = plan_renewal(
+            read,
+            self._me,
+            self._clock.wall(),
+            lambda member: self._tracker.is_expired(member, now),
+            may_campaign=now >= self._resign_until,
+        )
+        for member in plan.expired:
+            if member.id == read.leader_id:
+                logger.info("leader lease expired: id=%s leader_id=%s", self.id, member.id)
+            else:
+                logger.info("member lease expired: id=%s member_id=%s", self.id, member.id)
+            self._emit(
+                EventKind.MEMBER_EXPIRED,
+                member=member.id,
+                was_leader=member.id == read.leader_id,
+            )
+        if plan.campaigned:
+            logger.info("try to elect self as leader: id=%s", self.id)
+        await self._storage.update(plan.record, plan.leader_changed)
+        self._observe(plan.record)
+        me = plan.record.find_member(self.id)
+        lease_until = None if me is None else self._tracker.expires_at(me)
+        self._emit(
+            EventKind.RENEW_OK,
+            leader_id=plan.record.leader_id,
+            version=read.version,
+            members=len(plan.record.members),
+            leader_changed=plan.leader_changed,
+            lease_until=lease_until,
+        )
+
+    def _backoff(self, attempt: int, remaining: float) -> float:
+        """Jittered exponential backoff: base I/2, cap D/2 and half the time left."""
+        base = self._config.renew_interval / 2
+        cap = self._config.renew_deadline / 2
+        spread = min(cap, base * 2.0 ** (attempt - 1))
+        delay = min(base + self._rng.random() * spread, cap, remaining / 2)
+        return max(delay, base)
+
+    async def _wait_next_round(self) -> None:
+        """Wait for the renew interval or a resign request (handled, then renew at once)."""
+        if not self._resign_requests:
+            self._wakeup.clear()
+            try:
+                async with self._clock.timeout(self._config.renew_interval):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                return
+        while self._resign_requests:
+            request = self._resign_requests.popleft()
+            if not request.reply.done():  # the caller may have given up
+                await self._handle_resign(request)
+
+    # ------------------------------------------------------------------ observation
+
+    def _observe(self, record: Record) -> None:
+        """Refresh the cached record and the renewal observations from a read or write."""
+        self._tracker.observe(record, self._clock.monotonic())
+        self._observed = record.clone()
+        self._note_belief()
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _note_belief(self) -> None:
+        believed = self.is_leader()
+        if believed != self._believed_leader:
+            self._believed_leader = believed
+            kind = EventKind.BECAME_LEADER if believed else EventKind.LOST_LEADER
+            self._emit(kind, leader_id=self._observed.leader_id)
+
+    def _note_retryable(self, op: str, exc: BaseException, attempt: int) -> None:
+        if isinstance(exc, RecordConflictError):
+            self._emit(EventKind.CAS_CONFLICT, op=op, attempt=attempt)
+        else:
+            logger.warning("storage error during %s: id=%s error=%r", op, self.id, exc)
+            self._emit(EventKind.STORAGE_ERROR, op=op, attempt=attempt, error=_describe(exc))
+
+    # ------------------------------------------------------------------ leader callback
+
+    def _ensure_callback(self) -> None:
+        if self.leader_callback_running():
+            return
+        self._callback_task = asyncio.get_running_loop().create_task(
+            self._run_callback(), name=f"leadersim-leader-callback-{self.id}"
+        )
+
+    async def _run_callback(self) -> None:
+        logger.info("leader callback is called: id=%s", self.id)
+        self._emit(EventKind.CALLBACK_STARTED)
+        try:
+            await self._callback()
+        except asyncio.CancelledError:
+            self._emit(EventKind.CALLBACK_STOPPED, reason="cancelled", error=None)
+            raise
+        except Exception as exc:  # the callback's failure is reported, not propagated
+            self._emit(EventKind.CALLBACK_STOPPED, reason="raised", error=_describe(exc))
+            logger.warning("leader callback is unexpectedly exited: id=%s error=%r", self.id, exc)
+        else:
+            self._emit(EventKind.CALLBACK_STOPPED, reason="returned", error=None)
+            logger.warning("leader callback is unexpectedly exited: id=%s", self.id)
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            return  # it was being stopped anyway
+        if self.is_leader():
+            logger.info("try to resign leader: id=%s", self.id)
+            try:
+                await self.resign_leader(0)
+            except LeadersimError as exc:
+                logger.warning("failed to resign leader: id=%s error=%r", self.id, exc)
+
+    async def _cancel_callback(self, reason: str) -> None:
+        """Cancel the leader callback and wait (without limit) until it has stopped."""
+        task = self._callback_task
+        if task is None:
+            return
+        if not task.done():
+            self._emit(EventKind.CALLBACK_CANCELLED, reason=reason)
+            task.cancel()
+            await asyncio.wait([task])
+        self._callback_task = None
+
+    # ------------------------------------------------------------------ resign / release
+
+    async def resign_leader(self, duration: float) -> None:
+        """Give up leadership and do not campaign for ``duration`` seconds.
+
+        The request is handed to the main loop (which must take and answer it within
+        5 s). If this member leads, the slot is cleared in storage before the reply, then
+        the resign window opens and the callback is cancelled. A follower just opens its
+        window.
+
+        Raises:
+            ConfigError: ``duration`` is negative or not a number.
+            ResignTimeoutError: the main loop did not answer within 5 s.
+            StorageError: clearing the slot failed.
+        """
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise ConfigError(f"resign duration must be seconds, got {duration!r}")
+        if not duration >= 0:
+            raise ConfigError(f"resign duration must not be negative, got {duration!r}")
+        request = _ResignRequest(float(duration), asyncio.get_running_loop().create_future())
+        self._resign_requests.append(request)
+        self._wakeup.set()
+        try:
+            async with self._clock.timeout(RESIGN_TIMEOUT):
+                await request.reply
+        except TimeoutError:
+            if request in self._resign_requests:
+                self._resign_requests.remove(request)
+            raise ResignTimeoutError(
+                f"member {self.id!r}: the elector did not handle the resign request "
+                f"within {RESIGN_TIMEOUT:g} s (is run_election running?)"
+            ) from None
+
+    async def _handle_resign(self, request: _ResignRequest) -> None:
+        was_leader = self.is_leader()
+        self._emit(EventKind.RESIGN, duration=request.duration, was_leader=was_leader)
+        if was_leader:
+            logger.info("try to resign leader: id=%s", self.id)
+            if self._config.stop_before_release:
+                await self._cancel_callback("resign")
+            try:
+                await self._release(remove_self=False)
+            except StorageError as exc:
+                logger.warning("failed to resign leader: id=%s error=%r", self.id, exc)
+                if not request.reply.done():
+                    request.reply.set_exception(exc)
+                return
+            logger.info("leader resigned: id=%s", self.id)
+        else:
+            logger.info("member is not leader, ignore resign request: id=%s", self.id)
+        if not request.reply.done():
+            request.reply.set_result(None)
+        self._resign_until = self._clock.monotonic() + request.duration
+        await self._cancel_callback("resign")
+
+    async def _release(self, remove_self: bool) -> None:
+        """Clear the slot if ours (and remove self if asked), retrying for up to 5 s."""
+        last_error: BaseException | None = None
+        attempt = 0
+        started = self._clock.monotonic()
+        try:
+            async with self._clock.timeout(RELEASE_TIMEOUT):
+                while True:
+                    attempt += 1
+                    try:
+                        read = await self._storage.get()
+                        self._observe(read)
+                        plan = plan_release(read, self.id, remove_self)
+                        await self._storage.update(plan.record, plan.leader_changed)
+                        self._observe(plan.record)
+                        self._emit(
+                            EventKind.RELEASE,
+                            ok=True,
+                            leader_changed=plan.leader_changed,
+                            removed_self=remove_self,
+                        )
+                        return
+                    except _RETRYABLE as exc:
+                        last_error = exc
+                        self._note_retryable("release", exc, attempt)
+                    remaining = RELEASE_TIMEOUT - (self._clock.monotonic() - started)
+                    await self._clock.sleep(self._backoff(attempt, remaining))
+        except TimeoutError:
+            self._emit(EventKind.RELEASE, ok=False, error=_describe(last_error))
+            raise StorageError(
+                f"member {self.id!r} could not release its lease within "
+                f"{RELEASE_TIMEOUT:g} s: {last_error!r}"
+            ) from last_error
+
+    async def _shutdown(self) -> None:
+        if self._config.stop_before_release:
+            await self._cancel_callback("shutdown")
+        try:
+            await self._release(remove_self=True)
+        except StorageError as exc:
+            logger.warning("failed to release member lease: id=%s error=%r", self.id, exc)
+        await self._cancel_callback("shutdown")
+        self._emit(EventKind.ELECTION_STOPPED)
+
+    # ------------------------------------------------------------------ trace
+
+    def _emit(self, kind: EventKind, **details: Scalar) -> None:
+        if self._observer is not None:
+            self._observer(self._config.id, self._clock.monotonic(), kind, details)
+
+    def __repr__(self) -> str:
+        role = "leader" if self.is_leader() else "follower"
+        return f"<Elector id={self.id!r} {role} members={member_ids(self._observed.members)}>"
+
+
+def _describe(exc: BaseException | None) -> str | None:
+    return None if exc is None else f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,359 @@
+"""The shared election record and the pure rules that act on it.
+
+:class:`Member` and :class:`Record` mirror the reference types; their JSON form is
+wire-compatible with the reference (a Python member and a Go member can share one table).
+The rules of the election — when a member is expired, what the next record is, who may
+campaign, what a release writes — are small pure functions here, tested without I/O;
+the elector calls them and never re-derives them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from leadersim.errors import CorruptRecordError
+
+__all__ = [
+    "Member",
+    "Record",
+    "ReleasePlan",
+    "RenewPlan",
+    "RenewTracker",
+    "format_go_time",
+    "parse_go_time",
+    "plan_release",
+    "plan_renewal",
+    "record_from_json",
+    "record_to_json",
+]
+
+_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+_NANOS_PER_SECOND = 1_000_000_000
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+_OFFSETS: dict[int, timezone] = {0: UTC}
+
+
+def _offset_zone(minutes: int) -> timezone:
+    zone = _OFFSETS.get(minutes)
+    if zone is None:
+        zone = _OFFSETS[minutes] = timezone(timedelta(minutes=minutes))
+    return zone
+
+
+def parse_go_time(text: str) -> tuple[datetime, int]:
+    """Parse an RFC 3339 timestamp as Go writes it, keeping nanoseconds and the offset.
+
+    Args:
+        text: e.g. ``"2024-05-01T12:00:03.123456789+08:00"``.
+
+    Returns:
+        The aware datetime (microsecond precision, the text's own UTC offset) and the
+        nanoseconds beyond its microseconds (0-999).
+
+    Raises:
+        ValueError: ``text`` is not an RFC 3339 timestamp.
+    """
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
+    nanos = int(frac.ljust(9, "0")) if frac else 0
+    minutes = 0 if zulu else (int(off_h) * 60 + int(off_m)) * (-1 if sign == "-" else 1)
+    moment = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second),
+        nanos // 1000, tzinfo=_offset_zone(minutes),
+    )  # fmt: skip
+    return moment, nanos % 1000
+
+
+def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
+    """Format like Go's ``time.RFC3339Nano``: trailing zeros trimmed, ``Z`` for UTC.
+
+    Args:
+        moment: An aware datetime (a naive one is taken as UTC).
+        extra_nanos: Nanoseconds beyond ``moment``'s microseconds (0-999).
+    """
+    offset = moment.utcoffset()
+    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
+    nanos = moment.microsecond * 1000 + extra_nanos
+    if nanos:
+        text += "." + f"{nanos:09d}".rstrip("0")
+    if minutes == 0:
+        return text + "Z"
+    sign = "-" if minutes < 0 else "+"
+    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Member:
+    """One member's entry in the record.
+
+    Args:
+        id: Member id.
+        name: Member name (informational).
+        address: Member address (informational).
+        lease_duration: The lease this member advertises, in seconds; observers expire it
+            this long after they last saw its ``renew_time`` change.
+        renew_time: Wall time of its last renewal (compared only for change, never with a
+            clock). Naive datetimes are taken as UTC.
+        renew_time_ns: Nanoseconds beyond ``renew_time``'s microseconds (0-999), kept so a
+            Go member's timestamp is re-encoded exactly as it was read.
+    """
+
+    id: str
+    name: str = ""
+    address: str = ""
+    lease_duration: float = 0.0
+    renew_time: datetime = _GO_ZERO_TIME
+    renew_time_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if self.renew_time.tzinfo is None:
+            object.__setattr__(self, "renew_time", self.renew_time.replace(tzinfo=UTC))
+        if not 0 <= self.renew_time_ns < 1000:
+            raise ValueError(f"renew_time_ns must be in 0..999, got {self.renew_time_ns}")
+
+    @property
+    def renew_stamp(self) -> tuple[datetime, int]:
+        """What identifies one renewal: the renew time to the nanosecond."""
+        return (self.renew_time, self.renew_time_ns)
+
+    def renewed(self, now_wall: datetime) -> Member:
+        """Return a copy with ``renew_time`` set to ``now_wall`` (nanoseconds cleared)."""
+        return dataclasses.replace(self, renew_time=now_wall, renew_time_ns=0)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The reference's JSON object for this member (``lease_duration`` in ns)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "address": self.address,
+            "lease_duration": round(self.lease_duration * _NANOS_PER_SECOND),
+            "renew_time": format_go_time(self.renew_time, self.renew_time_ns),
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: Any) -> Member:
+        """Build a member from the reference's JSON object.
+
+        Raises:
+            ValueError: a key is missing or has the wrong type.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a member must be a JSON object, got {type(data).__name__}")
+        member_id = data.get("id")
+        if not isinstance(member_id, str):
+            raise ValueError(f"member id must be a string, got {member_id!r}")
+        name = data.get("name", "")
+        address = data.get("address", "")
+        lease = data.get("lease_duration", 0)
+        renew = data.get("renew_time", "0001-01-01T00:00:00Z")
+        if not isinstance(name, str) or not isinstance(address, str):
+            raise ValueError(f"member {member_id!r}: name and address must be strings")
+        if isinstance(lease, bool) or not isinstance(lease, int):
+            raise ValueError(
+                f"member {member_id!r}: lease_duration must be integer nanoseconds, got {lease!r}"
+            )
+        if not isinstance(renew, str):
+            raise ValueError(f"member {member_id!r}: renew_time must be a string, got {renew!r}")
+        moment, nanos = parse_go_time(renew)
+        return cls(member_id, name, address, lease / _NANOS_PER_SECOND, moment, nanos)
+
+
+@dataclasses.dataclass(slots=True)
+class Record:
+    """The shared election record: the leader's id and the members, plus a CAS version.
+
+    Args:
+        leader_id: Id of the leader, ``""`` when the slot is empty.
+        members: Members in record order.
+        version: Opaque compare-and-swap version (0: no record stored yet); never in JSON.
+    """
+
+    leader_id: str = ""
+    members: list[Member] = dataclasses.field(default_factory=list)
+    version: int = 0
+
+    def find_member(self, member_id: str) -> Member | None:
+        """Return the member with id ``member_id``, or ``None``."""
+        for member in self.members:
+            if member.id == member_id:
+                return member
+        return None
+
+    def clone(self) -> Record:
+        """Return a copy whose member list can be changed without touching this one."""
+        return Record(self.leader_id, list(self.members), self.version)
+
+
+def record_to_json(record: Record) -> str:
+    """Encode like the reference: keys ``leader_id`` and ``members`` (``null`` if empty)."""
+    members = [m.to_json_dict() for m in record.members] if record.members else None
+    return json.dumps(
+        {"leader_id": record.leader_id, "members": members},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def record_from_json(text: str | bytes, version: int = 0) -> Record:
+    """Decode the reference's JSON (``members`` may be ``null`` or a list).
+
+    Raises:
+        CorruptRecordError: the text is not valid JSON or not a record.
+    """
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"the record must be a JSON object, got {type(data).__name__}")
+        leader_id = data.get("leader_id", "")
+        if leader_id is None:
+            leader_id = ""
+        if not isinstance(leader_id, str):
+            raise ValueError(f"leader_id must be a string, got {leader_id!r}")
+        raw_members = data.get("members")
+        if raw_members is None:
+            raw_members = []
+        if not isinstance(raw_members, list):
+            raise ValueError(f"members must be a list or null, got {type(raw_members).__name__}")
+        members = [Member.from_json_dict(item) for item in raw_members]
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise CorruptRecordError(f"invalid election record: {exc}") from exc
+    return Record(leader_id, members, version)
+
+
+class RenewTracker:
+    """When this observer last saw each member's ``renew_time`` change (its own clock).
+
+    Expiry never compares ``renew_time`` with a clock: an observer notes its own monotonic
+    time when it first sees a member's renew time *change*, and the member is expired once
+    that noted time plus the member's advertised lease is in the past. A member seen for
+    the first time is noted as freshly renewed at that read.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[datetime, int], float]] = {}
+
+    def observe(self, record: Record, now: float) -> None:
+        """Note the members of ``record`` as read at monotonic time ``now`` (seconds)."""
+        present = {m.id for m in record.members}
+        for member_id in [i for i in self._seen if i not in present]:
+            del self._seen[member_id]
+        for member in record.members:
+            stamp = member.renew_stamp
+            seen = self._seen.get(member.id)
+            if seen is None or seen[0] != stamp:
+                self._seen[member.id] = (stamp, now)
+
+    def observed_at(self, member_id: str) -> float | None:
+        """Monotonic time when ``member_id``'s current renewal was first seen, or None."""
+        seen = self._seen.get(member_id)
+        return None if seen is None else seen[1]
+
+    def is_expired(self, member: Member, now: float) -> bool:
+        """Whether ``member``'s lease has run out at monotonic time ``now``."""
+        seen = self._seen.get(member.id)
+        if seen is None:
+            return True
+        return now - seen[1] > member.lease_duration
+
+    def expires_at(self, member: Member) -> float | None:
+        """Monotonic time at which ``member`` expires for this observer, or None if unseen."""
+        seen = self._seen.get(member.id)
+        return None if seen is None else seen[1] + member.lease_duration
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RenewPlan:
+    """The outcome of :func:`plan_renewal`.
+
+    Attributes:
+        record: The record to write back (same version as read).
+        leader_changed: Whether ``leader_id`` differs from the one read.
+        expired: Members pruned as expired, in record order.
+        campaigned: Whether this member put itself in an empty leader slot.
+    """
+
+    record: Record
+    leader_changed: bool
+    expired: tuple[Member, ...]
+    campaigned: bool
+
+
+def plan_renewal(
+    read: Record,
+    me: Member,
+    now_wall: datetime,
+    is_expired: Callable[[Member], bool],
+    may_campaign: bool,
+) -> RenewPlan:
+    """The reference's read-modify-write of one renewal, as a pure function.
+
+    Prune expired members (clearing the slot if the leader is among them, this member
+    included), upsert ``me`` (append it if missing, else refresh only its renew time to
+    ``now_wall``), then take the slot if it is empty and ``may_campaign``.
+    """
+    record = read.clone()
+    leader_changed = False
+    expired: list[Member] = []
+    active: list[Member] = []
+    for member in record.members:
+        if is_expired(member):
+            expired.append(member)
+            if member.id == record.leader_id:
+                record.leader_id = ""
+                leader_changed = True
+        else:
+            active.append(member)
+    for index, member in enumerate(active):
+        if member.id == me.id:
+            active[index] = member.renewed(now_wall)
+            break
+    else:
+        active.append(me.renewed(now_wall))
+    record.members = active
+    campaigned = False
+    if record.leader_id == "" and may_campaign:
+        record.leader_id = me.id
+        leader_changed = True
+        campaigned = True
+    return RenewPlan(record, leader_changed, tuple(expired), campaigned)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReleasePlan:
+    """The outcome of :func:`plan_release`: the record to write and whether the slot moved."""
+
+    record: Record
+    leader_changed: bool
+
+
+def plan_release(read: Record, my_id: str, remove_self: bool) -> ReleasePlan:
+    """Clear the leader slot if it is ``my_id``'s and, if asked, remove ``my_id``."""
+    record = read.clone()
+    leader_changed = record.leader_id == my_id
+    if leader_changed:
+        record.leader_id = ""
+    if remove_self:
+        record.members = [m for m in record.members if m.id != my_id]
+    return ReleasePlan(record, leader_changed)
+
+
+def member_ids(members: Iterable[Member]) -> list[str]:
+    """The ids of ``members``, in order (a convenience for logs and traces)."""
+    return [m.id for m in members]
