@@ -1,0 +1,235 @@
+"""An asyncio event loop whose clock is SimPy's, with per-node pause and crash.
+
+The loop's :meth:`SimLoop.time` is ``env.now``. When the loop has nothing ready to run it
+does not block: it advances SimPy, to the next SimPy event or the earliest asyncio timer,
+whichever comes first, and it reports a deadlock (naming the simulated time) when there
+is neither. SimPy owns the environment (storage server, network, faults) and resolves
+asyncio futures when a simulated operation completes; asyncio code — the elector, a user's
+leader callback — stays stock asyncio and never knows it is simulated.
+
+Every callback the loop runs carries the :mod:`contextvars` context it was scheduled in.
+A node's tasks run in a context holding that node's :class:`NodeTag`, which their child
+tasks and timers inherit. A paused node's callbacks are held back (and later run in their
+original order); a crashed node's callbacks are dropped, so no ``finally`` clause or
+cleanup write of the crashed incarnation ever runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+from asyncio import events
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import simpy
+
+__all__ = ["NodeTag", "SimLoop", "SimulationDeadlock", "current_node"]
+
+T = TypeVar("T")
+
+_NODE: contextvars.ContextVar[NodeTag | None] = contextvars.ContextVar(
+    "leadersim_sim_node", default=None
+)
+
+
+class SimulationDeadlock(RuntimeError):
+    """Nothing can ever happen again: no ready callback, no timer, no SimPy event."""
+
+
+class NodeTag:
+    """Identity and run state of one incarnation of a simulated node.
+
+    Args:
+        node: The node id.
+        incarnation: Counts restarts of the node (0 for the first start).
+    """
+
+    __slots__ = ("crashed", "held", "incarnation", "node", "paused", "tasks")
+
+    def __init__(self, node: str, incarnation: int = 0) -> None:
+        self.node = node
+        self.incarnation = incarnation
+        self.paused = False
+        self.crashed = False
+        self.held: list[events.Handle] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def __repr__(self) -> str:
+        state = "crashed" if self.crashed else "paused" if self.paused else "running"
+        return f"<NodeTag {self.node}#{self.incarnation} {state}>"
+
+
+def current_node() -> NodeTag | None:
+    """The node tag of the running code, or ``None`` for environment code."""
+    return _NODE.get()
+
+
+class _GatedHandle(events.Handle):
+    """A handle that runs only while its node is neither paused nor crashed."""
+
+    __slots__ = ()
+
+    def _run(self) -> None:
+        tag = self._context.get(_NODE)  # type: ignore[attr-defined]
+        if tag is not None and (tag.paused or tag.crashed):
+            if not tag.crashed:
+                tag.held.append(self)
+            return
+        super()._run()
+
+
+class _GatedTimerHandle(events.TimerHandle):
+    __slots__ = ()
+
+    def _run(self) -> None:
+        tag = self._context.get(_NODE)  # type: ignore[attr-defined]
+        if tag is not None and (tag.paused or tag.crashed):
+            if not tag.crashed:
+                tag.held.append(self)
+            return
+        super()._run()
+
+
+class _SimPySelector:
+    """Stands where a selector would: instead of waiting for I/O, it advances SimPy."""
+
+    def __init__(self, loop: SimLoop) -> None:
+        self._loop = loop
+
+    def select(self, timeout: float | None) -> list[Any]:
+        if timeout == 0:
+            return []
+        env = self._loop.env
+        next_simpy = env.peek()
+        target = float("inf") if timeout is None else env.now + timeout
+        if next_simpy <= target:
+            if next_simpy == float("inf"):
+                raise SimulationDeadlock(
+                    f"simulation deadlocked at t={env.now:.6f} s: no ready callback, "
+                    "no timer and no SimPy event (is every node paused forever?)"
+                )
+            env.step()  # may resolve asyncio futures; return to run their callbacks
+        else:
+            # Jump to the earliest asyncio timer. No SimPy event lies before it, so moving
+            # SimPy's clock forward skips nothing (cheaper than a dummy timeout event).
+            env._now = target
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class SimLoop(asyncio.BaseEventLoop):
+    """An asyncio event loop driven by a SimPy environment.
+
+    Args:
+        env: The SimPy environment whose ``now`` is this loop's time (seconds).
+
+    No threads or executors exist in simulation mode: :meth:`run_in_executor` raises.
+    """
+
+    def __init__(self, env: simpy.Environment | None = None) -> None:
+        super().__init__()
+        self.env = env if env is not None else simpy.Environment()
+        self._selector = _SimPySelector(self)
+        self._clock_resolution = 1e-9
+
+    # -- time ---------------------------------------------------------------------
+
+    def time(self) -> float:
+        """Simulated time in seconds (SimPy's ``env.now``)."""
+        return float(self.env.now)
+
+    # -- scheduling: every handle is gated by its node's state -------------------
+
+    def call_soon(  # type: ignore[override]
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> events.Handle:
+        """Schedule ``callback`` (held while its node is paused, dropped once crashed)."""
+        self._check_closed()  # type: ignore[attr-defined]
+        handle = _GatedHandle(callback, args, self, context)
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
+
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> events.TimerHandle:
+        """Schedule ``callback`` at simulated time ``when`` (gated like :meth:`call_soon`)."""
+        self._check_closed()  # type: ignore[attr-defined]
+        timer = _GatedTimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
+    def call_soon_threadsafe(  # type: ignore[override]
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> events.Handle:
+        """Same as :meth:`call_soon`: a simulated world has a single thread."""
+        return self.call_soon(callback, *args, context=context)
+
+    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:  # type: ignore[override]
+        """Refuse: simulated code must not use threads (their time is not SimPy's)."""
+        raise RuntimeError(
+            "run_in_executor is not available in simulation mode: simulated storage "
+            "runs inline, and threads would escape the simulated clock"
+        )
+
+    def _process_events(self, event_list: list[Any]) -> None:
+        pass
+
+    def _write_to_self(self) -> None:
+        pass
+
+    # -- nodes ----------------------------------------------------------------------
+
+    def spawn(
+        self, tag: NodeTag, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> asyncio.Task[T]:
+        """Start ``coro`` as a task of node ``tag`` (its child tasks inherit the tag)."""
+        context = contextvars.copy_context()
+        context.run(_NODE.set, tag)
+        task = self.create_task(coro, name=name, context=context)
+        tag.tasks.append(task)
+        return task
+
+    def pause(self, tag: NodeTag) -> None:
+        """Stop running ``tag``'s task steps and timer callbacks until :meth:`resume`."""
+        tag.paused = True
+
+    def resume(self, tag: NodeTag) -> None:
+        """Run what ``tag`` held back while paused, in its original order."""
+        tag.paused = False
+        held, tag.held = tag.held, []
+        for handle in held:
+            if not handle.cancelled():
+                self._ready.append(handle)  # type: ignore[attr-defined]
+
+    def crash(self, tag: NodeTag) -> None:
+        """Drop ``tag``'s work for good: nothing of this incarnation runs again.
+
+        Its tasks stay referenced by the tag until the run ends, so that Python does not
+        close their coroutines (running ``finally`` clauses) at the crash instant.
+        """
+        tag.crashed = True
+        tag.paused = False
+        tag.held.clear()
+        for task in tag.tasks:
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Close the loop; pending tasks of the run are dropped silently."""
+        for task in asyncio.all_tasks(self):
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+        super().close()

@@ -1,0 +1,460 @@
+"""The simulated storage server: real SQL, simulated network.
+
+:class:`StorageServer` keeps the election record in an in-memory stdlib ``sqlite3``
+database and executes **the same statements as** :class:`~leadersim.storage.sqlite.SQLStorage`
+(:class:`~leadersim.storage.sqlite.SQLiteStatements`), inline — no threads. SimPy adds
+what the network and the server's load would: a latency in each direction, cuts (request
+lost, reply lost, both, or writes refused), slow spells, injected errors, conflicts and busy
+errors, and ambiguous outcomes (committed, but the reply is lost or late).
+
+Each node talks to the server through its own :class:`SimStorage` client, which implements
+the :class:`~leadersim.storage.base.Storage` protocol. Every operation is traced as one
+``storage_op`` event carrying both the true outcome at the server and what the client saw.
+
+:class:`ProtectedResource` is the thing a leader's work writes to. It is separate from the
+record and stays reachable when a node is cut off from storage; with fencing it accepts a
+write only if the record names the writer leader at that instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import random
+import sqlite3
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import simpy
+
+from leadersim.errors import (
+    NotLeaderError,
+    RecordConflictError,
+    StorageError,
+    StorageUnavailableError,
+)
+from leadersim.record import Record
+from leadersim.sim.latency import Latency
+from leadersim.storage.base import TABLE_NAME_ELECTION
+from leadersim.storage.sqlite import SQLiteStatements
+from leadersim.trace import EventKind, Observer
+
+__all__ = ["ProtectedResource", "SimStorage", "StorageServer"]
+
+T = TypeVar("T")
+
+# Callbacks the environment schedules must run even while a node is paused or crashed.
+_ENV_CONTEXT = contextvars.Context()
+
+
+@dataclasses.dataclass(slots=True)
+class _Op:
+    node: str
+    op: str
+    sent_at: float
+    outcome: str = "pending"  # at the server: ok | conflict | error | dropped
+    seen: str = "pending"  # at the client: ok | conflict | error | timeout
+    arrived_at: float | None = None
+    replied_at: float | None = None
+    leader_id: str | None = None
+    version: int | None = None
+    server_done: bool = False
+    client_done: bool = False
+    emitted: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class _NodeFaults:
+    cut: dict[str, int] = dataclasses.field(default_factory=dict)  # mode -> active count
+    slow_s: float = 0.0
+    error_after_s: float | None = None
+    ambiguous: deque[float | None] = dataclasses.field(default_factory=deque)
+    conflict_rate: float = 0.0
+    busy_rate: float = 0.0
+
+    def is_cut(self, *modes: str) -> bool:
+        return any(self.cut.get(mode, 0) > 0 for mode in modes)
+
+
+class StorageServer:
+    """A simulated database server holding the election record.
+
+    Args:
+        env: The SimPy environment (its clock is true time).
+        latency: Default one-way latency of every operation.
+        rng: Random source of latencies and injected faults (a named sub-stream).
+        observer: Receives ``storage_op`` events (node = the client's id).
+        table_name: Table of the record (validated like ``SQLStorage``'s).
+        latency_by_op: Per-operation overrides (``get``, ``update``, ``txn``).
+        latency_by_node: Per-node overrides.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        *,
+        latency: Latency | None = None,
+        rng: random.Random | None = None,
+        observer: Observer | None = None,
+        table_name: str = TABLE_NAME_ELECTION,
+        latency_by_op: dict[str, Latency] | None = None,
+        latency_by_node: dict[str, Latency] | None = None,
+    ) -> None:
+        self.env = env
+        self.latency = latency if latency is not None else Latency()
+        self.latency_by_op = dict(latency_by_op or {})
+        self.latency_by_node = dict(latency_by_node or {})
+        self._rng = rng if rng is not None else random.Random(0)
+        self._observer = observer
+        self.sql = SQLiteStatements.for_table(table_name)
+        self.db = sqlite3.connect(":memory:", isolation_level=None)
+        self.db.execute(self.sql.create)
+        self._faults: dict[str, _NodeFaults] = {}
+
+    # ------------------------------------------------------------------ faults
+
+    def faults(self, node: str) -> _NodeFaults:
+        """The mutable fault state of ``node`` (the fault schedule drives it)."""
+        state = self._faults.get(node)
+        if state is None:
+            state = self._faults[node] = _NodeFaults()
+        return state
+
+    def start_cut(self, node: str, mode: str) -> None:
+        """Cut ``node`` off: ``request``, ``reply``, ``both`` or ``writes``."""
+        if mode not in ("request", "reply", "both", "writes"):
+            raise ValueError(f"unknown cut mode {mode!r}; allowed: request, reply, both, writes")
+        cut = self.faults(node).cut
+        cut[mode] = cut.get(mode, 0) + 1
+
+    def end_cut(self, node: str, mode: str) -> None:
+        """Heal one cut of ``node`` started with :meth:`start_cut`."""
+        cut = self.faults(node).cut
+        cut[mode] = max(0, cut.get(mode, 0) - 1)
+
+    def committed_record(self) -> Record:
+        """The record as stored right now (no latency, no faults: the truth)."""
+        return self.sql.decode(self.db.execute(self.sql.select).fetchall())
+
+    def client(self, node: str) -> SimStorage:
+        """A :class:`SimStorage` through which ``node`` talks to this server."""
+        return SimStorage(self, node)
+
+    # ------------------------------------------------------------------ pipeline
+
+    def _one_way(self, node: str, op: str) -> float:
+        latency = self.latency_by_node.get(node) or self.latency_by_op.get(op) or self.latency
+        return latency.sample(self._rng) + self.faults(node).slow_s / 2
+
+    def _at(self, delay: float, callback: Callable[[], None]) -> None:
+        event = self.env.timeout(delay)
+        event.callbacks.append(lambda _event: callback())
+
+    def submit(
+        self, node: str, op: str, execute: Callable[[_Op], T], *, write: bool
+    ) -> asyncio.Future[T]:
+        """Send one operation from ``node``; ``execute(op_record)`` runs on arrival.
+
+        Returns:
+            A future resolved when the reply reaches the client (never, if it is lost).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        record = _Op(node, op, self.env.now)
+        future.add_done_callback(lambda f: self._client_done(record, f), context=_ENV_CONTEXT)
+        faults = self.faults(node)
+
+        if faults.error_after_s is not None:
+            record.outcome = "error"
+            record.server_done = True
+            error = StorageError(f"simulated storage error for {node} ({op})")
+            self._at(faults.error_after_s, lambda: self._reply(record, future, error, None))
+            return future
+        if faults.is_cut("request", "both"):
+            record.outcome = "dropped"
+            record.server_done = True
+            return future
+        self._at(
+            self._one_way(node, op),
+            lambda: self._arrive(record, future, execute, write),
+        )
+        return future
+
+    def _arrive(
+        self, record: _Op, future: asyncio.Future[T], execute: Callable[[_Op], T], write: bool
+    ) -> None:
+        record.arrived_at = self.env.now
+        faults = self.faults(record.node)
+        result: T | None = None
+        error: BaseException | None = None
+        extra_delay: float | None = 0.0
+        if write and faults.is_cut("writes"):
+            record.outcome = "error"
+            error = StorageError(f"simulated write failure for {record.node} ({record.op})")
+        elif faults.busy_rate and self._rng.random() < faults.busy_rate:
+            record.outcome = "error"
+            error = StorageUnavailableError(f"simulated busy database ({record.op})")
+        elif write and faults.conflict_rate and self._rng.random() < faults.conflict_rate:
+            record.outcome = "conflict"
+            error = RecordConflictError(f"simulated conflict ({record.op})")
+        else:
+            try:
+                result = execute(record)
+                record.outcome = "ok"
+            except RecordConflictError as exc:
+                record.outcome = "conflict"
+                error = exc
+            except (StorageError, NotLeaderError) as exc:
+                record.outcome = "error"
+                error = exc
+            if write and record.op == "update" and record.outcome == "ok" and faults.ambiguous:
+                extra_delay = faults.ambiguous.popleft()  # None: the reply is lost
+        if extra_delay is None:
+            record.server_done = True
+            self._maybe_emit(record)
+            return
+        self._at(
+            self._one_way(record.node, record.op) + extra_delay,
+            lambda: self._reply(record, future, error, result),
+        )
+
+    def _reply(
+        self,
+        record: _Op,
+        future: asyncio.Future[T],
+        error: BaseException | None,
+        result: T | None,
+    ) -> None:
+        record.server_done = True
+        if self.faults(record.node).is_cut("reply", "both"):
+            self._maybe_emit(record)
+            return
+        record.replied_at = self.env.now
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
+        self._maybe_emit(record)
+
+    def _client_done(self, record: _Op, future: asyncio.Future[Any]) -> None:
+        record.client_done = True
+        if future.cancelled():
+            record.seen = "timeout"
+        elif future.exception() is not None:
+            record.seen = (
+                "conflict" if isinstance(future.exception(), RecordConflictError) else "error"
+            )
+        else:
+            record.seen = "ok"
+        self._maybe_emit(record)
+
+    def _maybe_emit(self, record: _Op) -> None:
+        if record.emitted or not (record.server_done and record.client_done):
+            return
+        record.emitted = True
+        if self._observer is not None:
+            self._observer(
+                record.node,
+                float("nan"),
+                EventKind.STORAGE_OP,
+                {
+                    "op": record.op,
+                    "outcome": record.outcome,
+                    "seen": record.seen,
+                    "sent_at": record.sent_at,
+                    "arrived_at": record.arrived_at,
+                    "replied_at": record.replied_at,
+                    "leader_id": record.leader_id,
+                    "version": record.version,
+                },
+            )
+
+    # ------------------------------------------------------------------ SQL (inline)
+
+    def execute_get(self, op: _Op | None = None) -> Record:
+        """Run ``SQLStorage.get``'s statement now."""
+        try:
+            rows = self.db.execute(self.sql.select).fetchall()
+        except sqlite3.Error as exc:  # pragma: no cover - in-memory SQL does not fail
+            raise StorageError(f"table {self.sql.table!r}: {exc}") from exc
+        return self.sql.decode(rows)
+
+    def execute_update(self, record: Record, op: _Op | None = None) -> None:
+        """Run ``SQLStorage.update``'s statement now (CAS on the version)."""
+        statement, args = self.sql.write_args(record)
+        try:
+            cursor = self.db.execute(statement, args)
+        except sqlite3.IntegrityError as exc:
+            raise RecordConflictError(
+                f"table {self.sql.table!r}: record already created by another member"
+            ) from exc
+        if cursor.rowcount != 1:
+            raise RecordConflictError(
+                f"table {self.sql.table!r}: record version is no longer {record.version}"
+            )
+        if op is not None:
+            op.leader_id = record.leader_id
+            op.version = record.version + 1
+
+
+class SimStorage:
+    """One node's client of a :class:`StorageServer` (implements ``Storage``).
+
+    The reference has no per-request timeout: a lost request or reply leaves the call
+    pending until the caller's own deadline cancels it.
+    """
+
+    def __init__(self, server: StorageServer, node: str) -> None:
+        self.server = server
+        self.node = node
+
+    async def get(self) -> Record:
+        """Read the record through the simulated network."""
+        return await self.server.submit(self.node, "get", self.server.execute_get, write=False)
+
+    async def update(self, record: Record, is_leader_changed: bool) -> None:
+        """CAS-write ``record`` through the simulated network."""
+        record = record.clone()
+        server = self.server
+        await server.submit(
+            self.node, "update", lambda op: server.execute_update(record, op), write=True
+        )
+
+    async def txn_with_leader_lock(
+        self, leader_id: str, fn: Callable[[sqlite3.Connection], Awaitable[T]]
+    ) -> T:
+        """Check the stored leader and run ``fn(connection)`` atomically at the server.
+
+        The simulated transaction happens at one instant of simulated time, so ``fn``
+        must not wait (it gets the server's stdlib ``sqlite3`` connection).
+
+        Raises:
+            NotLeaderError: the stored leader is not ``leader_id``.
+            Exception: whatever ``fn`` raised, after rolling back.
+        """
+        server = self.server
+
+        def execute(op: _Op) -> T:
+            server.db.execute("BEGIN IMMEDIATE")
+            try:
+                if not leader_id or server.execute_get().leader_id != leader_id:
+                    raise NotLeaderError(leader_id)
+                result = _run_without_waiting(fn(server.db))
+            except BaseException:
+                server.db.execute("ROLLBACK")
+                raise
+            server.db.execute("COMMIT")
+            return result
+
+        future = server.submit(self.node, "txn", _capture(execute), write=True)
+        outcome = await future
+        value: T = outcome.unwrap()
+        return value
+
+
+@dataclasses.dataclass(slots=True)
+class _Outcome:
+    value: Any = None
+    error: BaseException | None = None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _capture(execute: Callable[[_Op], T]) -> Callable[[_Op], _Outcome]:
+    """Deliver ``fn``'s own exceptions to the caller unchanged, not as server errors."""
+
+    def run(op: _Op) -> _Outcome:
+        try:
+            return _Outcome(execute(op))
+        except (NotLeaderError, RecordConflictError, StorageError):
+            raise
+        except Exception as exc:
+            return _Outcome(error=exc)
+
+    return run
+
+
+def _run_without_waiting(awaitable: Awaitable[T]) -> T:
+    """Run a coroutine that must finish without suspending (a simulated instant)."""
+    coro = awaitable.__await__()
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    close = getattr(coro, "close", None)
+    if close is not None:
+        close()
+    raise StorageError("a simulated leader transaction must not wait (fn suspended)")
+
+
+class ProtectedResource:
+    """What a leader's work writes to: separate from the record, never cut off.
+
+    With ``fencing`` it accepts a write only if the stored record names the writer as
+    leader at the instant the write arrives (the check ``txn_with_leader_lock`` makes);
+    without, it accepts every write. Each write is traced as a ``guarded_write`` event
+    with ``accepted`` and ``stale`` (the record did not name the writer leader).
+
+    Args:
+        server: The storage server whose record is the source of truth.
+        latency: One-way latency to the resource.
+        rng: Random source of latencies.
+        observer: Receives ``guarded_write`` events.
+        fencing: Whether stale writes are rejected.
+    """
+
+    def __init__(
+        self,
+        server: StorageServer,
+        *,
+        latency: Latency | None = None,
+        rng: random.Random | None = None,
+        observer: Observer | None = None,
+        fencing: bool = False,
+    ) -> None:
+        self.server = server
+        self.latency = latency if latency is not None else server.latency
+        self.fencing = fencing
+        self._rng = rng if rng is not None else random.Random(1)
+        self._observer = observer
+        self.accepted: list[tuple[float, str]] = []
+
+    def write(self, node: str, seq: int) -> asyncio.Future[bool]:
+        """Send write number ``seq`` from ``node``; resolves to whether it was accepted."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        env = self.server.env
+        sent_at = env.now
+
+        def arrive() -> None:
+            leader = self.server.committed_record().leader_id
+            stale = leader != node
+            accepted = not (self.fencing and stale)
+            if accepted:
+                self.accepted.append((env.now, node))
+            if self._observer is not None:
+                self._observer(
+                    node,
+                    float("nan"),
+                    EventKind.GUARDED_WRITE,
+                    {
+                        "seq": seq,
+                        "accepted": accepted,
+                        "stale": stale,
+                        "fencing": self.fencing,
+                        "leader_id": leader,
+                        "sent_at": sent_at,
+                    },
+                )
+            self.server._at(
+                self.latency.sample(self._rng),
+                lambda: None if future.done() else future.set_result(accepted),
+            )
+
+        self.server._at(self.latency.sample(self._rng), arrive)
+        return future

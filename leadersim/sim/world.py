@@ -1,0 +1,384 @@
+"""A simulated cluster: nodes running the real elector, a storage server, faults, a seed.
+
+:class:`World` builds one run of a :class:`~leadersim.sim.scenario.Scenario` — a
+:class:`~leadersim.sim.loop.SimLoop` on a fresh SimPy environment, a
+:class:`~leadersim.sim.storage.StorageServer`, a clock per node, one unmodified
+:class:`~leadersim.Elector` per node — applies the fault schedule, and returns a
+:class:`Run` holding the full trace.
+
+One integer seed drives everything, split into named sub-streams (storage latency, the
+protected resource, each node's jitter) so that adding a node or a fault does not
+reshuffle the others. String seeds are hashed by :mod:`random` with SHA-512, so
+``PYTHONHASHSEED`` does not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import json
+import random
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import simpy
+
+from leadersim.config import Config
+from leadersim.elector import Elector
+from leadersim.errors import SafetyWarning
+from leadersim.sim.clock import NodeClock
+from leadersim.sim.faults import Fault
+from leadersim.sim.loop import NodeTag, SimLoop
+from leadersim.sim.scenario import CallbackSpec, Scenario
+from leadersim.sim.storage import ProtectedResource, StorageServer
+from leadersim.trace import EventKind, Scalar, TraceEvent, TraceRecorder
+
+__all__ = ["Run", "World"]
+
+_ENV_CONTEXT = contextvars.Context()
+
+
+@dataclasses.dataclass(slots=True)
+class _Node:
+    node: str
+    index: int
+    clock: NodeClock
+    tag: NodeTag | None = None
+    elector: Elector | None = None
+    task: asyncio.Task[None] | None = None
+    incarnation: int = -1
+    acting: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run:
+    """The outcome of one simulated run.
+
+    Attributes:
+        scenario: What was run.
+        seed: The seed it was run with.
+        events: The full trace, in true-time order.
+        end_time: Simulated second at which the run stopped.
+        safety_warnings: ``SafetyWarning`` messages the configs raised (once each).
+    """
+
+    scenario: Scenario
+    seed: int
+    events: tuple[TraceEvent, ...]
+    end_time: float
+    safety_warnings: tuple[str, ...] = ()
+
+    def to_jsonl(self) -> str:
+        """The trace as JSON lines (byte-identical for the same seed and scenario)."""
+        return "".join(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in self.events)
+
+    def of_kind(self, *kinds: EventKind) -> list[TraceEvent]:
+        """The events of the given kinds, in order."""
+        return [e for e in self.events if e.kind in kinds]
+
+
+class World:
+    """One simulated run of ``scenario`` with ``seed``.
+
+    Args:
+        scenario: The scenario to run.
+        seed: Drives every random choice of the run.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int = 0) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.loop = SimLoop(self.env)
+        self.recorder = TraceRecorder(true_clock=self._now)
+        storage = scenario.storage
+        self.server = StorageServer(
+            self.env,
+            latency=storage.latency,
+            latency_by_op=dict(storage.latency_by_op),
+            latency_by_node=dict(storage.latency_by_node),
+            rng=self._rng("storage"),
+            observer=self._env_observer,
+        )
+        self.resource = ProtectedResource(
+            self.server,
+            rng=self._rng("resource"),
+            observer=self._env_observer,
+            fencing=scenario.fencing,
+        )
+        self.nodes: dict[str, _Node] = {}
+        self._safety_warnings: list[str] = []
+        for node in scenario.nodes:
+            self._add_node(node)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now(self) -> float:
+        return float(self.env.now)
+
+    def _rng(self, *stream: object) -> random.Random:
+        return random.Random(":".join([str(self.seed), *map(str, stream)]))
+
+    def _add_node(self, node: str) -> _Node:
+        index = len(self.nodes)
+        clock_spec = self.scenario.clocks.get(node, {})
+        clock = NodeClock(
+            self._now,
+            origin=1000.0 * (index + 1),
+            drift_ppm=float(clock_spec.get("drift_ppm", 0.0)),
+            wall_offset=float(clock_spec.get("wall_offset", 0.0)),
+        )
+        state = self.nodes[node] = _Node(node, index, clock)
+        return state
+
+    def _env_observer(
+        self, node: str, local_time: float, kind: EventKind, details: Mapping[str, Scalar]
+    ) -> None:
+        state = self.nodes.get(node)
+        local = state.clock.monotonic() if state is not None else self._now()
+        self.recorder(node, local, kind, details)
+
+    def _node_observer(
+        self, node: str, local_time: float, kind: EventKind, details: Mapping[str, Scalar]
+    ) -> None:
+        state = self.nodes[node]
+        if kind is EventKind.CALLBACK_STARTED:
+            state.acting = True
+        elif kind is EventKind.CALLBACK_STOPPED:
+            state.acting = False
+        self.recorder(node, local_time, kind, {**details, "incarnation": state.incarnation})
+
+    def _call_at(self, when: float, callback: Callable[..., object], *args: Any) -> None:
+        self.loop.call_at(when, callback, *args, context=_ENV_CONTEXT)
+
+    # ------------------------------------------------------------------ nodes
+
+    def _start_node(self, node: str) -> None:
+        state = self.nodes.get(node) or self._add_node(node)
+        if state.tag is not None and not state.tag.crashed:
+            return  # already running
+        state.incarnation += 1
+        state.tag = NodeTag(node, state.incarnation)
+        state.acting = False
+        holder: list[Elector] = []
+        config = Config(
+            node,
+            name=node,
+            address=f"{node}:10240",
+            storage=self.server.client(node),
+            leader_callback=self._make_callback(node, holder),
+            **self.scenario.config_for(node),
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SafetyWarning)
+            elector = Elector(
+                config,
+                clock=state.clock,
+                observer=self._node_observer,
+                rng=self._rng("jitter", node, state.incarnation),
+            )
+        for warning in caught:
+            message = str(warning.message)
+            if message not in self._safety_warnings:
+                self._safety_warnings.append(message)
+        holder.append(elector)
+        state.elector = elector
+        state.task = self.loop.spawn(
+            state.tag, elector.run_election(), name=f"{node}#{state.incarnation}"
+        )
+        state.task.add_done_callback(self._election_ended, context=_ENV_CONTEXT)
+
+    def _election_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            node = task.get_name().split("#")[0]
+            self._env_observer(
+                node,
+                0.0,
+                EventKind.ELECTION_STOPPED,
+                {"error": f"{type(error).__name__}: {error}"},
+            )
+
+    def _make_callback(self, node: str, holder: list[Elector]) -> Callable[[], Awaitable[None]]:
+        spec = self.scenario.callback
+        if not isinstance(spec, CallbackSpec):
+            return spec
+        clock = self.nodes[node].clock
+        resource = self.resource
+        raises = spec.raise_after_s is not None and (not spec.raise_on or node in spec.raise_on)
+        period = 1.0 / spec.writes_per_s if spec.writes_per_s > 0 else 0.0
+        counter = [0]
+
+        async def write_once(check: bool) -> None:
+            started = clock.monotonic()
+            if not check or holder[0].is_leader():
+                await clock.sleep(spec.prepare_s)
+                counter[0] += 1
+                await resource.write(node, counter[0])
+            await clock.sleep(max(0.0, period - (clock.monotonic() - started)))
+
+        async def lead() -> None:
+            try:
+                if raises:
+                    assert spec.raise_after_s is not None
+                    await clock.sleep(spec.raise_after_s)
+                    raise RuntimeError(f"simulated failure of {node}'s leader callback")
+                if period == 0.0:
+                    await asyncio.Event().wait()
+                while True:
+                    await write_once(check=True)
+            except asyncio.CancelledError:
+                # The work notices the cancel only after stop_latency; until then it
+                # keeps going, without asking the elector whether it still leads.
+                if spec.stop_latency > 0:
+                    try:
+                        async with clock.timeout(spec.stop_latency):
+                            while period > 0.0:
+                                await write_once(check=False)
+                            await asyncio.Event().wait()
+                    except TimeoutError:
+                        pass
+                raise
+
+        return lead
+
+    def _targets(self, fault: Fault) -> list[str]:
+        target = fault.target
+        if isinstance(target, tuple):
+            return list(target)
+        if target == "all":
+            return list(self.nodes)
+        if target == "leader":
+            acting = [n for n, s in self.nodes.items() if s.acting and not _down(s)]
+            named = self.server.committed_record().leader_id
+            if named in acting or (not acting and named in self.nodes):
+                return [named]
+            return acting[:1]
+        return [target]
+
+    # ------------------------------------------------------------------ faults
+
+    def _apply(self, index: int, fault: Fault) -> None:
+        targets = self._targets(fault)
+        for node in targets:
+            details: dict[str, Scalar] = {"fault": index, "kind": fault.kind}
+            details.update({k: v for k, v in fault.params})
+            details["target"] = fault.target if isinstance(fault.target, str) else "list"
+            self._env_observer(node, 0.0, EventKind.FAULT_START, details)
+            self._start_fault(node, fault)
+            duration = fault.duration
+            if duration is not None:
+                self._call_at(self.env.now + duration, self._end, index, fault, node)
+
+    def _end(self, index: int, fault: Fault, node: str) -> None:
+        self._end_fault(node, fault)
+        self._env_observer(node, 0.0, EventKind.FAULT_END, {"fault": index, "kind": fault.kind})
+
+    def _start_fault(self, node: str, fault: Fault) -> None:
+        state = self.nodes.get(node)
+        kind = fault.kind
+        if kind in ("start", "restart"):
+            self._start_node(node)
+            return
+        if state is None:
+            raise ValueError(f"fault {kind!r} targets unknown node {node!r}")
+        tag = state.tag
+        faults = self.server.faults(node)
+        if kind == "crash":
+            if tag is not None and not tag.crashed:
+                self.loop.crash(tag)
+                if state.acting:
+                    state.acting = False
+                    self._env_observer(
+                        node,
+                        0.0,
+                        EventKind.CALLBACK_STOPPED,
+                        {"reason": "crashed", "error": None, "incarnation": state.incarnation},
+                    )
+        elif kind == "pause":
+            if tag is not None and not tag.crashed:
+                self.loop.pause(tag)
+        elif kind == "cancel":
+            if state.task is not None:
+                state.task.cancel()
+        elif kind == "resign":
+            elector = state.elector
+            if elector is not None and tag is not None and not tag.crashed:
+                duration = float(fault.get("resign_duration", 0.0))
+                self.loop.spawn(tag, _resign_quietly(elector, duration))
+        elif kind == "cut":
+            self.server.start_cut(node, fault.get("mode", "request"))
+        elif kind == "slow":
+            faults.slow_s += float(fault.get("latency_s"))
+        elif kind == "error":
+            faults.error_after_s = float(fault.get("after_s"))
+        elif kind == "ambiguous":
+            faults.ambiguous.append(fault.get("delay_s"))
+        elif kind == "clock_drift":
+            state.clock.set_drift(float(fault.get("ppm")))
+        elif kind == "clock_step":
+            state.clock.step_wall(float(fault.get("seconds")))
+        elif kind == "conflicts":
+            faults.conflict_rate = float(fault.get("rate"))
+        elif kind == "busy":
+            faults.busy_rate = float(fault.get("rate"))
+
+    def _end_fault(self, node: str, fault: Fault) -> None:
+        state = self.nodes[node]
+        faults = self.server.faults(node)
+        kind = fault.kind
+        if kind == "pause":
+            if state.tag is not None and not state.tag.crashed:
+                self.loop.resume(state.tag)
+        elif kind == "cut":
+            self.server.end_cut(node, fault.get("mode", "request"))
+        elif kind == "slow":
+            faults.slow_s -= float(fault.get("latency_s"))
+        elif kind == "error":
+            faults.error_after_s = None
+        elif kind == "clock_drift":
+            state.clock.set_drift(0.0)
+        elif kind == "conflicts":
+            faults.conflict_rate = 0.0
+        elif kind == "busy":
+            faults.busy_rate = 0.0
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> Run:
+        """Run the scenario to its duration and return the trace."""
+        scenario = self.scenario
+        for i, node in enumerate(scenario.nodes):
+            self._call_at(0.0 if i == 0 else scenario.start_stagger, self._start_node, node)
+        for index, fault in enumerate(scenario.faults):
+            self._call_at(fault.at, self._apply, index, fault)
+        try:
+            self.loop.run_until_complete(asyncio.sleep(scenario.duration))
+        finally:
+            for state in self.nodes.values():
+                if state.tag is not None:
+                    self.loop.crash(state.tag)
+            self.loop.close()
+            self.server.db.close()
+        return Run(
+            scenario,
+            self.seed,
+            tuple(self.recorder.events),
+            float(self.env.now),
+            tuple(self._safety_warnings),
+        )
+
+
+def _down(state: _Node) -> bool:
+    return state.tag is None or state.tag.crashed
+
+
+async def _resign_quietly(elector: Elector, duration: float) -> None:
+    try:
+        await elector.resign_leader(duration)
+    except Exception:  # the trace shows what happened; a failed resign is data
+        return
