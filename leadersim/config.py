@@ -149,13 +149,18 @@ class Config:
                     f"{_GO_NAMES[field]} must not be negative, got {value:g} s "
                     f"({field}; zero selects the default)"
                 )
-        if self.renew_interval > self.lease_duration:
+        # Compare in integer nanoseconds like the reference (Go durations): in floats,
+        # 0.3 - 0.1 < 0.2, which would reject a config sitting exactly on rule 5.
+        lease_ns, interval_ns, deadline_ns = (
+            round(getattr(self, field) * 1e9) for field in _DURATION_FIELDS
+        )
+        if interval_ns > lease_ns:
             raise ConfigError("RenewInterval must not be greater than LeaseDuration")
-        if self.renew_deadline > self.lease_duration - self.renew_interval:
+        if deadline_ns > lease_ns - interval_ns:
             raise ConfigError(
                 "RenewDeadline must not be greater than LeaseDuration - RenewInterval"
             )
-        slack = self.slack
+        slack = (lease_ns - interval_ns - deadline_ns) / 1e9
         if slack <= 0:
             warnings.warn(
                 f"config of member {self.id!r} leaves no safety slack: lease_duration - "
