@@ -1,0 +1,29 @@
+"""Traces into answers: leadership intervals, split-brain windows, verdicts, plots.
+
+Reads traces only (simulated or real: one schema); never imports :mod:`leadersim.sim`.
+pandas and matplotlib are imported lazily by the views that need them.
+"""
+
+from leadersim.analysis.intervals import (
+    Interval,
+    Summary,
+    Window,
+    acting_intervals,
+    belief_intervals,
+    failovers,
+    no_leader_gaps,
+    overlap_windows,
+    summarize,
+)
+
+__all__ = [
+    "Interval",
+    "Summary",
+    "Window",
+    "acting_intervals",
+    "belief_intervals",
+    "failovers",
+    "no_leader_gaps",
+    "overlap_windows",
+    "summarize",
+]

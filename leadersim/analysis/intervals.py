@@ -1,0 +1,358 @@
+"""From a trace to leadership intervals, split-brain windows and a verdict.
+
+Pure Python over :class:`~leadersim.trace.TraceEvent` lists (fast enough for sweeps); the
+DataFrame views are built on top. Works the same for simulated and real traces: only
+``true_time`` is compared across nodes, never ``local_time`` (except to turn a node's own
+lease deadline into true time, which assumes its clock runs at true rate).
+
+Definitions (spec: simulation.md §5, scenarios.md §2):
+
+- **acting**: a node's leader callback runs, from ``callback_started`` until it has
+  actually stopped (``callback_stopped``, a crash, or the end of the run). A frozen
+  (paused) callback counts as running.
+- **belief**: ``is_leader()`` would answer true: from a successful renewal as leader until
+  the lease it measured runs out, or a ``lost_leader``, crash or stop comes first.
+- **overlap** / **belief overlap**: true-time spans where two or more nodes act / believe.
+- **no-leader**: spans with no node acting, counted from the first callback start.
+- **flaps**: callback terms started after the first one.
+- **stale writes**: guarded writes from a node the record did not name leader when the
+  write arrived, accepted (harm) or rejected by fencing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import statistics
+from collections.abc import Iterable, Sequence
+
+from leadersim.trace import EventKind, TraceEvent
+
+__all__ = [
+    "Interval",
+    "Summary",
+    "Window",
+    "acting_intervals",
+    "belief_intervals",
+    "failovers",
+    "no_leader_gaps",
+    "overlap_windows",
+    "summarize",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Interval:
+    """A span of true time during which ``node`` acted or believed it led.
+
+    Attributes:
+        node: The node.
+        start: True-time start (s).
+        end: True-time end (s).
+        end_reason: What ended it (``cancelled``, ``returned``, ``raised``, ``crashed``,
+            ``lease_expired``, ``lost_leader``, ``run_end`` ...).
+        incarnation: Which incarnation of the node (restarts count up), if known.
+    """
+
+    node: str
+    start: float
+    end: float
+    end_reason: str = ""
+    incarnation: int = 0
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.end - self.start
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Window:
+    """A span of true time during which two or more nodes act (or believe) at once."""
+
+    start: float
+    end: float
+    nodes: tuple[str, ...]
+    faults: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.end - self.start
+
+
+def _end_time(events: Sequence[TraceEvent], end_time: float | None) -> float:
+    if end_time is not None:
+        return end_time
+    return max((e.true_time for e in events), default=0.0)
+
+
+def acting_intervals(events: Sequence[TraceEvent], end_time: float | None = None) -> list[Interval]:
+    """Per-node spans from ``callback_started`` to the callback having stopped."""
+    end = _end_time(events, end_time)
+    open_at: dict[str, tuple[float, int]] = {}
+    intervals: list[Interval] = []
+    for event in events:
+        if event.kind is EventKind.CALLBACK_STARTED:
+            if event.node not in open_at:
+                incarnation = int(event.details.get("incarnation") or 0)
+                open_at[event.node] = (event.true_time, incarnation)
+        elif event.kind is EventKind.CALLBACK_STOPPED:
+            started = open_at.pop(event.node, None)
+            if started is not None:
+                reason = str(event.details.get("reason") or "")
+                intervals.append(
+                    Interval(event.node, started[0], event.true_time, reason, started[1])
+                )
+    for node, (start, incarnation) in open_at.items():
+        intervals.append(Interval(node, start, max(start, end), "run_end", incarnation))
+    intervals.sort(key=lambda i: (i.start, i.node))
+    return intervals
+
+
+def belief_intervals(events: Sequence[TraceEvent], end_time: float | None = None) -> list[Interval]:
+    """Per-node spans during which ``is_leader()`` would have answered true."""
+    end = _end_time(events, end_time)
+    state: dict[str, list[float]] = {}  # node -> [start, lease end]
+    intervals: list[Interval] = []
+
+    def close(node: str, at: float, reason: str) -> None:
+        start, lease_end = state.pop(node)
+        if lease_end < at:
+            at, reason = lease_end, "lease_expired"
+        if at >= start:
+            intervals.append(Interval(node, start, at, reason))
+
+    for event in events:
+        node = event.node
+        kind = event.kind
+        if kind is EventKind.RENEW_OK:
+            if event.details.get("leader_id") != node:
+                continue
+            lease_until = event.details.get("lease_until")
+            if not isinstance(lease_until, int | float):
+                continue
+            lease_end = event.true_time + (float(lease_until) - event.local_time)
+            current = state.get(node)
+            if current is not None and event.true_time > current[1]:
+                close(node, event.true_time, "lease_expired")
+                current = None
+            if current is None:
+                state[node] = [event.true_time, lease_end]
+            else:
+                current[1] = max(current[1], lease_end)
+        elif node in state and (
+            kind is EventKind.LOST_LEADER
+            or kind is EventKind.ELECTION_STOPPED
+            or (kind is EventKind.FAULT_START and event.details.get("kind") == "crash")
+        ):
+            reason = "crashed" if kind is EventKind.FAULT_START else kind.value
+            close(node, event.true_time, reason)
+    for node in list(state):
+        close(node, end, "run_end")
+    intervals.sort(key=lambda i: (i.start, i.node))
+    return intervals
+
+
+def overlap_windows(
+    intervals: Iterable[Interval],
+    faults: Sequence[TraceEvent] = (),
+    *,
+    min_nodes: int = 2,
+) -> list[Window]:
+    """Spans where at least ``min_nodes`` intervals overlap, with the faults active then.
+
+    Intervals that only touch (one ends where the next starts) do not overlap.
+    """
+    points: list[tuple[float, int, str]] = []
+    for interval in intervals:
+        if interval.end > interval.start:
+            points.append((interval.start, 1, interval.node))
+            points.append((interval.end, -1, interval.node))
+    points.sort(key=lambda p: (p[0], p[1]))  # ends before starts at the same instant
+    active: dict[str, int] = {}
+    windows: list[Window] = []
+    window_start: float | None = None
+    window_nodes: set[str] = set()
+    for time, delta, node in points:
+        active[node] = active.get(node, 0) + delta
+        if active[node] == 0:
+            del active[node]
+        if len(active) >= min_nodes:
+            if window_start is None:
+                window_start = time
+                window_nodes = set()
+            window_nodes.update(active)
+        elif window_start is not None:
+            if time > window_start:
+                windows.append(
+                    Window(
+                        window_start,
+                        time,
+                        tuple(sorted(window_nodes)),
+                        _faults_during(faults, window_start, time),
+                    )
+                )
+            window_start = None
+    return windows
+
+
+def _fault_spans(faults: Sequence[TraceEvent]) -> list[tuple[float, float, str]]:
+    spans: list[tuple[float, float, str]] = []
+    open_at: dict[tuple[str, object], tuple[float, str]] = {}
+    for event in faults:
+        key = (event.node, event.details.get("fault"))
+        label = f"{event.details.get('kind')}@{event.node}"
+        if event.kind is EventKind.FAULT_START:
+            open_at[key] = (event.true_time, label)
+            if event.details.get("duration") is None:
+                spans.append((event.true_time, event.true_time, label))
+        elif event.kind is EventKind.FAULT_END and key in open_at:
+            start, label = open_at.pop(key)
+            spans.append((start, event.true_time, label))
+    for (_, _), (start, label) in open_at.items():
+        if not any(s == start and lab == label for s, _, lab in spans):
+            spans.append((start, float("inf"), label))
+    return spans
+
+
+def _faults_during(faults: Sequence[TraceEvent], start: float, end: float) -> tuple[str, ...]:
+    """Faults active during [start, end], or the latest instantaneous one before it."""
+    labels = [label for s, e, label in _fault_spans(faults) if s <= end and e >= start]
+    return tuple(dict.fromkeys(labels))
+
+
+def no_leader_gaps(acting: Sequence[Interval], end_time: float) -> list[tuple[float, float]]:
+    """Spans with no node acting, from the first callback start to ``end_time``."""
+    if not acting:
+        return []
+    gaps: list[tuple[float, float]] = []
+    covered_until = min(i.start for i in acting)
+    for interval in sorted(acting, key=lambda i: i.start):
+        if interval.start > covered_until:
+            gaps.append((covered_until, interval.start))
+        covered_until = max(covered_until, interval.end)
+    if end_time > covered_until:
+        gaps.append((covered_until, end_time))
+    return gaps
+
+
+def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[float]:
+    """Seconds from what took the acting leader down to the next start on another node.
+
+    The cause is the latest fault on the old leader that started during its term (or
+    within one lease before its term ended); failing that, its last successful renewal.
+    """
+    faults = [e for e in events if e.kind is EventKind.FAULT_START]
+    renewals: dict[str, list[float]] = {}
+    leases: dict[str, float] = {}
+    for event in events:
+        if event.kind is EventKind.RENEW_OK:
+            renewals.setdefault(event.node, []).append(event.true_time)
+            lease_until = event.details.get("lease_until")
+            if isinstance(lease_until, int | float):
+                leases[event.node] = float(lease_until) - event.local_time
+    latencies: list[float] = []
+    terms = sorted(acting, key=lambda i: i.start)
+    for previous, current in itertools.pairwise(terms):
+        if current.node == previous.node:
+            continue
+        window = leases.get(previous.node, 0.0)
+        since = min(previous.start, previous.end - window)
+        causes = [
+            f.true_time
+            for f in faults
+            if f.node == previous.node and since <= f.true_time <= current.start
+        ]
+        if causes:
+            latencies.append(current.start - max(causes))
+            continue
+        before = [t for t in renewals.get(previous.node, []) if t <= previous.end]
+        if before:
+            latencies.append(current.start - before[-1])
+    return latencies
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Summary:
+    """The one-screen verdict of a run (all durations in seconds of true time)."""
+
+    safe: bool
+    overlap_s: float
+    belief_overlap_s: float
+    no_leader_s: float
+    failovers: int
+    failover_s: tuple[float, ...]
+    flaps: int
+    leader_changes: int
+    stale_accepted: int
+    stale_rejected: int
+    first_leader_at: float | None
+
+    @property
+    def failover_median_s(self) -> float | None:
+        """Median failover time, or ``None`` without failovers."""
+        return statistics.median(self.failover_s) if self.failover_s else None
+
+    def as_dict(self) -> dict[str, object]:
+        """A flat dict (``failover_s`` as the median; ``failover_all_s`` the list)."""
+        return {
+            "safe": self.safe,
+            "overlap_s": self.overlap_s,
+            "belief_overlap_s": self.belief_overlap_s,
+            "no_leader_s": self.no_leader_s,
+            "failovers": self.failovers,
+            "failover_s": self.failover_median_s,
+            "failover_all_s": list(self.failover_s),
+            "flaps": self.flaps,
+            "leader_changes": self.leader_changes,
+            "stale_accepted": self.stale_accepted,
+            "stale_rejected": self.stale_rejected,
+            "first_leader_at": self.first_leader_at,
+        }
+
+    def line(self) -> str:
+        """One line: ``SAFE`` or ``UNSAFE`` and the key numbers."""
+        verdict = "SAFE" if self.safe else "UNSAFE"
+        median = self.failover_median_s
+        failover = "-" if median is None else f"{median:.2f}s"
+        return (
+            f"{verdict}: split brain {self.overlap_s:.3f}s (belief {self.belief_overlap_s:.3f}s)"
+            f", no leader {self.no_leader_s:.2f}s, failovers {self.failovers} (median "
+            f"{failover}), flaps {self.flaps}, stale writes accepted {self.stale_accepted}"
+            f" / rejected {self.stale_rejected}"
+        )
+
+
+def summarize(events: Sequence[TraceEvent], end_time: float | None = None) -> Summary:
+    """Compute the verdict of a trace."""
+    end = _end_time(events, end_time)
+    faults = [e for e in events if e.kind in (EventKind.FAULT_START, EventKind.FAULT_END)]
+    acting = acting_intervals(events, end)
+    belief = belief_intervals(events, end)
+    overlap = sum(w.duration for w in overlap_windows(acting, faults))
+    belief_overlap = sum(w.duration for w in overlap_windows(belief, faults))
+    gaps = no_leader_gaps(acting, end)
+    latencies = failovers(events, acting)
+    terms = sorted(acting, key=lambda i: i.start)
+    changes = sum(1 for a, b in itertools.pairwise(terms) if a.node != b.node)
+    stale_accepted = stale_rejected = 0
+    for event in events:
+        if event.kind is EventKind.GUARDED_WRITE and event.details.get("stale"):
+            if event.details.get("accepted"):
+                stale_accepted += 1
+            else:
+                stale_rejected += 1
+    return Summary(
+        safe=overlap == 0 and stale_accepted == 0,
+        overlap_s=overlap,
+        belief_overlap_s=belief_overlap,
+        no_leader_s=sum(b - a for a, b in gaps),
+        failovers=len(latencies),
+        failover_s=tuple(latencies),
+        flaps=max(0, len(terms) - 1),
+        leader_changes=changes,
+        stale_accepted=stale_accepted,
+        stale_rejected=stale_rejected,
+        first_leader_at=terms[0].start if terms else None,
+    )
