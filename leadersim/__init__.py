@@ -32,6 +32,25 @@ from leadersim.trace import EventKind, Observer, TraceEvent, TraceRecorder
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # The simulator and the analysis pull in SimPy and (lazily) pandas: load them only
+    # when asked for, so that `import leadersim` stays light for real deployments.
+    if name in ("simulate", "resolve_scenario"):
+        from leadersim import experiment
+
+        return getattr(experiment, name)
+    if name == "Result":
+        from leadersim.analysis.result import Result
+
+        return Result
+    if name == "Scenario":
+        from leadersim.sim.scenario import Scenario
+
+        return Scenario
+    raise AttributeError(f"module 'leadersim' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_LEASE_DURATION",
     "DEFAULT_RENEW_DEADLINE",
@@ -54,8 +73,10 @@ __all__ = [
     "RecordConflictError",
     "RenewFailedError",
     "ResignTimeoutError",
+    "Result",
     "SQLStorage",
     "SafetyWarning",
+    "Scenario",
     "Storage",
     "StorageError",
     "StorageUnavailableError",
@@ -63,4 +84,5 @@ __all__ = [
     "TraceRecorder",
     "record_from_json",
     "record_to_json",
+    "simulate",
 ]

@@ -43,7 +43,7 @@ from leadersim.trace import EventKind, Observer, Scalar
 
 __all__ = ["RELEASE_TIMEOUT", "RESIGN_TIMEOUT", "Elector"]
 
-logger = logging.getLogger("leadersim.elector")
+_logger = logging.getLogger("leadersim.elector")
 
 #: Seconds a resign request may wait for the main loop (reference ``ResignLeader``).
 RESIGN_TIMEOUT: Final = 5.0
@@ -77,6 +77,7 @@ class Elector:
         observer: Receives a trace event for every state change (optional).
         rng: Source of retry jitter; defaults to ``random.Random(seed)``.
         seed: Seed for the default ``rng`` (ignored when ``rng`` is given).
+        logger: Where the reference's log messages go (default ``leadersim.elector``).
 
     Raises:
         ConfigError: the config is invalid.
@@ -90,6 +91,7 @@ class Elector:
         observer: Observer | None = None,
         rng: random.Random | None = None,
         seed: int | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         config = config.copy()
         config.adjust_and_validate()
@@ -101,6 +103,7 @@ class Elector:
         self._clock: Clock = clock if clock is not None else RealClock()
         self._observer = observer
         self._rng = rng if rng is not None else random.Random(seed)
+        self._log = logger if logger is not None else _logger
         self._me = Member(config.id, config.name, config.address, config.lease_duration)
         self._observed = Record()
         self._tracker = RenewTracker()
@@ -188,7 +191,7 @@ class Elector:
         try:
             await self._renew()
         except _RenewGaveUp as gave_up:
-            logger.warning(
+            self._log.warning(
                 "failed to renew lease after renew deadline: id=%s error=%r",
                 self.id,
                 gave_up.last_error,
@@ -241,16 +244,16 @@ class Elector:
         )
         for member in plan.expired:
             if member.id == read.leader_id:
-                logger.info("leader lease expired: id=%s leader_id=%s", self.id, member.id)
+                self._log.info("leader lease expired: id=%s leader_id=%s", self.id, member.id)
             else:
-                logger.info("member lease expired: id=%s member_id=%s", self.id, member.id)
+                self._log.info("member lease expired: id=%s member_id=%s", self.id, member.id)
             self._emit(
                 EventKind.MEMBER_EXPIRED,
                 member=member.id,
                 was_leader=member.id == read.leader_id,
             )
         if plan.campaigned:
-            logger.info("try to elect self as leader: id=%s", self.id)
+            self._log.info("try to elect self as leader: id=%s", self.id)
         await self._storage.update(plan.record, plan.leader_changed)
         self._observe(plan.record)
         me = plan.record.find_member(self.id)
@@ -307,7 +310,7 @@ class Elector:
         if isinstance(exc, RecordConflictError):
             self._emit(EventKind.CAS_CONFLICT, op=op, attempt=attempt)
         else:
-            logger.warning("storage error during %s: id=%s error=%r", op, self.id, exc)
+            self._log.warning("storage error during %s: id=%s error=%r", op, self.id, exc)
             self._emit(EventKind.STORAGE_ERROR, op=op, attempt=attempt, error=_describe(exc))
 
     # ------------------------------------------------------------------ leader callback
@@ -320,7 +323,7 @@ class Elector:
         )
 
     async def _run_callback(self) -> None:
-        logger.info("leader callback is called: id=%s", self.id)
+        self._log.info("leader callback is called: id=%s", self.id)
         self._emit(EventKind.CALLBACK_STARTED)
         try:
             await self._callback()
@@ -329,19 +332,21 @@ class Elector:
             raise
         except Exception as exc:  # the callback's failure is reported, not propagated
             self._emit(EventKind.CALLBACK_STOPPED, reason="raised", error=_describe(exc))
-            logger.warning("leader callback is unexpectedly exited: id=%s error=%r", self.id, exc)
+            self._log.warning(
+                "leader callback is unexpectedly exited: id=%s error=%r", self.id, exc
+            )
         else:
             self._emit(EventKind.CALLBACK_STOPPED, reason="returned", error=None)
-            logger.warning("leader callback is unexpectedly exited: id=%s", self.id)
+            self._log.warning("leader callback is unexpectedly exited: id=%s", self.id)
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             return  # it was being stopped anyway
         if self.is_leader():
-            logger.info("try to resign leader: id=%s", self.id)
+            self._log.info("try to resign leader: id=%s", self.id)
             try:
                 await self.resign_leader(0)
             except LeadersimError as exc:
-                logger.warning("failed to resign leader: id=%s error=%r", self.id, exc)
+                self._log.warning("failed to resign leader: id=%s error=%r", self.id, exc)
 
     async def _cancel_callback(self, reason: str) -> None:
         """Cancel the leader callback and wait (without limit) until it has stopped."""
@@ -391,19 +396,19 @@ class Elector:
         was_leader = self.is_leader()
         self._emit(EventKind.RESIGN, duration=request.duration, was_leader=was_leader)
         if was_leader:
-            logger.info("try to resign leader: id=%s", self.id)
+            self._log.info("try to resign leader: id=%s", self.id)
             if self._config.stop_before_release:
                 await self._cancel_callback("resign")
             try:
                 await self._release(remove_self=False)
             except StorageError as exc:
-                logger.warning("failed to resign leader: id=%s error=%r", self.id, exc)
+                self._log.warning("failed to resign leader: id=%s error=%r", self.id, exc)
                 if not request.reply.done():
                     request.reply.set_exception(exc)
                 return
-            logger.info("leader resigned: id=%s", self.id)
+            self._log.info("leader resigned: id=%s", self.id)
         else:
-            logger.info("member is not leader, ignore resign request: id=%s", self.id)
+            self._log.info("member is not leader, ignore resign request: id=%s", self.id)
         if not request.reply.done():
             request.reply.set_result(None)
         self._resign_until = self._clock.monotonic() + request.duration
@@ -449,7 +454,7 @@ class Elector:
         try:
             await self._release(remove_self=True)
         except StorageError as exc:
-            logger.warning("failed to release member lease: id=%s error=%r", self.id, exc)
+            self._log.warning("failed to release member lease: id=%s error=%r", self.id, exc)
         await self._cancel_callback("shutdown")
         self._emit(EventKind.ELECTION_STOPPED)
 

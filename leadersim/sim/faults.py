@@ -48,7 +48,8 @@ class Fault:
     Attributes:
         at: Simulated second at which it starts.
         kind: One of :data:`FAULT_KINDS`.
-        target: A node id, a tuple of ids, ``"leader"`` or ``"all"``.
+        target: A node id, a tuple of ids, ``"leader"``, ``"all"``, or ``"fault:N"`` (the
+            nodes that fault number ``N`` of the schedule hit, e.g. to restart them).
         params: The kind's own keys (e.g. ``duration``, ``mode``), sorted by key.
     """
 

@@ -179,6 +179,24 @@ class SimLoop(asyncio.BaseEventLoop):
         """Same as :meth:`call_soon`: a simulated world has a single thread."""
         return self.call_soon(callback, *args, context=context)
 
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[T]:
+        """Create a task; a node's tasks are registered with (and kept alive by) its tag."""
+        task = super().create_task(coro, name=name, context=context)
+        tag = context.get(_NODE) if context is not None else _NODE.get()
+        if tag is not None:
+            # Kept referenced until the run ends: a crashed node's coroutines must not be
+            # closed (running their cleanup) when the garbage collector finds them.
+            if len(tag.tasks) >= 64:
+                tag.tasks = [t for t in tag.tasks if not t.done()]
+            tag.tasks.append(task)
+        return task
+
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:  # type: ignore[override]
         """Refuse: simulated code must not use threads (their time is not SimPy's)."""
         raise RuntimeError(
@@ -200,9 +218,7 @@ class SimLoop(asyncio.BaseEventLoop):
         """Start ``coro`` as a task of node ``tag`` (its child tasks inherit the tag)."""
         context = contextvars.copy_context()
         context.run(_NODE.set, tag)
-        task = self.create_task(coro, name=name, context=context)
-        tag.tasks.append(task)
-        return task
+        return self.create_task(coro, name=name, context=context)
 
     def pause(self, tag: NodeTag) -> None:
         """Stop running ``tag``'s task steps and timer callbacks until :meth:`resume`."""

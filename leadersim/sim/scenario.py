@@ -4,6 +4,8 @@ See ``simulate()`` for the entry point. A scenario mapping (or YAML/TOML file) h
 
     name: my-pause
     nodes: 3                      # or a list of ids; n1 starts at t=0, the rest at t=1
+    start_stagger: 1              # ... plus a seeded phase drawn from [0, start_jitter)
+    start_jitter: 2
     config: {lease_duration: 10, renew_interval: 2, renew_deadline: 8}
     nodes_config: {n2: {lease_duration: 15}}
     callback: {stop_latency: 0.1, writes_per_s: 1, prepare_s: 1.0}
@@ -132,6 +134,7 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     duration: float = 300.0
     start_stagger: float = 1.0
+    start_jitter: float = 2.0
     description: str = ""
 
     KEYS = (
@@ -146,6 +149,7 @@ class Scenario:
         "faults",
         "duration",
         "start_stagger",
+        "start_jitter",
         "description",
     )
 
@@ -194,6 +198,7 @@ class Scenario:
             faults=parse_faults(spec.get("faults")),
             duration=_number("duration", spec.get("duration", 300.0)),
             start_stagger=_number("start_stagger", spec.get("start_stagger", 1.0)),
+            start_jitter=_number("start_jitter", spec.get("start_jitter", 2.0)),
             description=str(spec.get("description", "")),
         )
         for node in scenario.nodes:
@@ -249,6 +254,7 @@ class Scenario:
             "faults": [f.to_dict() for f in self.faults],
             "duration": self.duration,
             "start_stagger": self.start_stagger,
+            "start_jitter": self.start_jitter,
             "description": self.description,
         }
 
@@ -269,7 +275,7 @@ def load_scenario_file(path: str | Path) -> Scenario:
     try:
         if path.suffix in (".yaml", ".yml"):
             try:
-                import yaml  # type: ignore[import-untyped]
+                import yaml
             except ImportError as exc:  # pragma: no cover - depends on the environment
                 raise ConfigError(
                     f"{path}: reading YAML needs PyYAML (pip install pyyaml)"

@@ -18,6 +18,7 @@ import asyncio
 import contextvars
 import dataclasses
 import json
+import logging
 import random
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,6 +39,12 @@ from leadersim.trace import EventKind, Scalar, TraceEvent, TraceRecorder
 __all__ = ["Run", "World"]
 
 _ENV_CONTEXT = contextvars.Context()
+
+# Simulated electors log to their own logger, silent unless a user attaches a handler:
+# a sweep of thousands of runs must not flood the console with expected warnings.
+SIM_LOGGER = logging.getLogger("leadersim.sim.elector")
+SIM_LOGGER.propagate = False
+SIM_LOGGER.addHandler(logging.NullHandler())
 
 
 @dataclasses.dataclass(slots=True)
@@ -110,6 +117,7 @@ class World:
         )
         self.nodes: dict[str, _Node] = {}
         self._safety_warnings: list[str] = []
+        self._resolved: dict[int, list[str]] = {}
         for node in scenario.nodes:
             self._add_node(node)
 
@@ -178,6 +186,7 @@ class World:
                 clock=state.clock,
                 observer=self._node_observer,
                 rng=self._rng("jitter", node, state.incarnation),
+                logger=SIM_LOGGER,
             )
         for warning in caught:
             message = str(warning.message)
@@ -252,6 +261,9 @@ class World:
             return list(target)
         if target == "all":
             return list(self.nodes)
+        if target.startswith("fault:"):
+            # The nodes an earlier fault of the schedule hit (e.g. restart what crashed).
+            return list(self._resolved.get(int(target.removeprefix("fault:")), []))
         if target == "leader":
             acting = [n for n, s in self.nodes.items() if s.acting and not _down(s)]
             named = self.server.committed_record().leader_id
@@ -264,6 +276,7 @@ class World:
 
     def _apply(self, index: int, fault: Fault) -> None:
         targets = self._targets(fault)
+        self._resolved[index] = targets
         for node in targets:
             details: dict[str, Scalar] = {"fault": index, "kind": fault.kind}
             details.update({k: v for k, v in fault.params})
@@ -352,8 +365,14 @@ class World:
     def run(self) -> Run:
         """Run the scenario to its duration and return the trace."""
         scenario = self.scenario
+        phases = self._rng("start")
         for i, node in enumerate(scenario.nodes):
-            self._call_at(0.0 if i == 0 else scenario.start_stagger, self._start_node, node)
+            # n1 first; the others after the stagger plus a seeded phase, so that seeds
+            # vary the phase between members (which overlaps depend on).
+            at = (
+                0.0 if i == 0 else scenario.start_stagger + phases.uniform(0, scenario.start_jitter)
+            )
+            self._call_at(at, self._start_node, node)
         for index, fault in enumerate(scenario.faults):
             self._call_at(fault.at, self._apply, index, fault)
         try:

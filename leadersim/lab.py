@@ -1,0 +1,431 @@
+"""Real mode: election members as separate OS processes on one SQLite file.
+
+:func:`run_member` is what one member process runs: an :class:`~leadersim.Elector` on a
+SQLite file (:meth:`~leadersim.SQLStorage.open`), with a leader callback that just holds
+leadership until it is cancelled. Every trace event is written to the member's trace file
+as one JSON line the moment it happens, so a member killed with ``SIGKILL`` leaves its
+whole trace behind. ``SIGTERM`` and ``SIGINT`` stop a member gracefully: it releases its
+lease (and the leader slot, if it holds it) before it exits.
+
+:class:`Lab` spawns such members with ``python -m leadersim member ...``, injects real
+faults by signal (``SIGKILL`` a crash, ``SIGSTOP``/``SIGCONT`` a pause, ``SIGTERM`` a
+shutdown) and merges their traces. All members stamp ``true_time`` with the host's
+``CLOCK_MONOTONIC`` (:func:`time.monotonic`), which every process of one Linux host
+shares, so the merged trace and the lab's own :func:`time.monotonic` readings form one
+timeline. Stdlib and leadersim's core only: no pandas, no simpy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import leadersim
+from leadersim.config import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RENEW_INTERVAL,
+    Config,
+)
+from leadersim.elector import Elector
+from leadersim.storage.base import TABLE_NAME_ELECTION
+from leadersim.storage.sqlite import SQLStorage
+from leadersim.trace import EventKind, TraceEvent, TraceRecorder, read_jsonl
+
+__all__ = ["Lab", "LabError", "run_member", "serve_member"]
+
+#: Seconds :meth:`Lab.stop_all` waits for graceful exits before it kills what is left;
+#: above the elector's 5-s release timeout.
+DEFAULT_STOP_TIMEOUT = 10.0
+_POLL_INTERVAL = 0.05
+
+
+async def _hold_leadership() -> None:
+    """The lab's leader callback: lead, doing nothing, until cancelled."""
+    await asyncio.Event().wait()
+
+
+@contextlib.contextmanager
+def _trace_sink(path: str | Path | None) -> Iterator[IO[str] | None]:
+    """The trace file, line-buffered (and flushed per event by the recorder), or None.
+
+    A killed member thus leaves every event it has reported. Opened synchronously: the
+    recorder writes synchronously too, by design.
+    """
+    if path is None:
+        yield None
+        return
+    with open(path, "a", encoding="utf-8", buffering=1) as sink:
+        yield sink
+
+
+async def serve_member(
+    db_path: str | Path,
+    node_id: str,
+    *,
+    lease_duration: float = DEFAULT_LEASE_DURATION,
+    renew_interval: float = DEFAULT_RENEW_INTERVAL,
+    renew_deadline: float = DEFAULT_RENEW_DEADLINE,
+    trace_path: str | Path | None = None,
+    table_name: str = TABLE_NAME_ELECTION,
+    seed: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run one election member on a SQLite file until ``stop`` is set or it is cancelled.
+
+    Stopping (by ``stop`` or by cancellation) is graceful: the elector releases its lease
+    and stops its leader callback before this returns (or re-raises the cancellation).
+
+    Args:
+        db_path: The SQLite file shared by all members (created if missing).
+        node_id: This member's id.
+        lease_duration: Lease in seconds.
+        renew_interval: Seconds between renew rounds.
+        renew_deadline: Seconds one renew round may retry.
+        trace_path: JSON-lines file the trace is appended to, one flushed line per event;
+            ``None`` for no trace.
+        table_name: The election table.
+        seed: Seed of the elector's retry jitter.
+        stop: Set it to stop the member; by default it runs until cancelled.
+
+    Raises:
+        ConfigError: invalid id, durations or table name.
+        StorageError: the database could not be opened.
+    """
+    storage = await SQLStorage.open(db_path, table_name)
+    try:
+        with _trace_sink(trace_path) as sink:
+            recorder = TraceRecorder(true_clock=time.monotonic, sink=sink)
+            config = Config(
+                id=node_id,
+                name=node_id,
+                address=f"pid {os.getpid()}",
+                storage=storage,
+                leader_callback=_hold_leadership,
+                lease_duration=lease_duration,
+                renew_interval=renew_interval,
+                renew_deadline=renew_deadline,
+            )
+            elector = Elector(config, observer=recorder, seed=seed)
+            await _run_until_stopped(elector, stop if stop is not None else asyncio.Event())
+    finally:
+        await storage.close()
+
+
+async def _run_until_stopped(elector: Elector, stop: asyncio.Event) -> None:
+    election = asyncio.create_task(elector.run_election(), name=f"leadersim-member-{elector.id}")
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({election, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Reached on a stop request, on an election that ended by itself, and when this
+        # coroutine is cancelled: the election is cancelled (it releases) and awaited.
+        stopping.cancel()
+        election.cancel()
+        await asyncio.wait({election})
+    if not election.cancelled() and (error := election.exception()) is not None:
+        raise error
+
+
+def run_member(
+    db_path: str | Path,
+    node_id: str,
+    *,
+    lease_duration: float = DEFAULT_LEASE_DURATION,
+    renew_interval: float = DEFAULT_RENEW_INTERVAL,
+    renew_deadline: float = DEFAULT_RENEW_DEADLINE,
+    trace_path: str | Path | None = None,
+    table_name: str = TABLE_NAME_ELECTION,
+    seed: int | None = None,
+) -> None:
+    """Run one member in this process until ``SIGTERM`` or ``SIGINT`` (then release).
+
+    The process entry of ``leadersim member``; arguments as for :func:`serve_member`.
+    Returns after a graceful stop.
+
+    Raises:
+        ConfigError: invalid id, durations or table name.
+        StorageError: the database could not be opened.
+    """
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_member(
+            db_path,
+            node_id,
+            lease_duration=lease_duration,
+            renew_interval=renew_interval,
+            renew_deadline=renew_deadline,
+            trace_path=trace_path,
+            table_name=table_name,
+            seed=seed,
+            stop=stop,
+        )
+
+    asyncio.run(main())
+
+
+class LabError(RuntimeError):
+    """Something the lab waited for did not happen; the message shows the members' state."""
+
+
+class Lab:
+    """Election members as OS processes on one SQLite file, with their merged trace.
+
+    Use it as a context manager (or call :meth:`close`): leaving it stops every member
+    gracefully and kills whichever does not exit in time, so no process outlives it.
+
+    Args:
+        db_path: The shared SQLite file (its directory must exist).
+        node_ids: Ids of the members :meth:`start` spawns by default.
+        lease_duration: Lease in seconds, for every member.
+        renew_interval: Seconds between renew rounds.
+        renew_deadline: Seconds one renew round may retry.
+        trace_dir: Where ``<node>.jsonl`` (trace) and ``<node>.log`` (output) go;
+            defaults to the database's directory.
+        table_name: The election table.
+        seed: Member ``i`` (0-based, in ``node_ids`` order) uses jitter seed ``seed + i``.
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        node_ids: Iterable[str] = ("n1", "n2", "n3"),
+        *,
+        lease_duration: float = DEFAULT_LEASE_DURATION,
+        renew_interval: float = DEFAULT_RENEW_INTERVAL,
+        renew_deadline: float = DEFAULT_RENEW_DEADLINE,
+        trace_dir: str | Path | None = None,
+        table_name: str = TABLE_NAME_ELECTION,
+        seed: int = 0,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.node_ids = list(node_ids)
+        self.lease_duration = float(lease_duration)
+        self.renew_interval = float(renew_interval)
+        self.renew_deadline = float(renew_deadline)
+        self.trace_dir = Path(trace_dir) if trace_dir is not None else self.db_path.parent
+        self.table_name = table_name
+        self.seed = seed
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    # ------------------------------------------------------------------ paths
+
+    def trace_path(self, node_id: str) -> Path:
+        """The JSON-lines trace file of ``node_id``."""
+        return self.trace_dir / f"{node_id}.jsonl"
+
+    def log_path(self, node_id: str) -> Path:
+        """The file collecting ``node_id``'s stdout and stderr."""
+        return self.trace_dir / f"{node_id}.log"
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, *node_ids: str) -> None:
+        """Spawn the given members (default: all of :attr:`node_ids` not running).
+
+        A member started for the first time gets a fresh trace file; a restarted one
+        appends to its trace.
+
+        Raises:
+            ValueError: a member is already running.
+        """
+        for node_id in node_ids or [n for n in self.node_ids if not self.is_running(n)]:
+            if self.is_running(node_id):
+                raise ValueError(f"member {node_id!r} is already running")
+            if node_id not in self.node_ids:
+                self.node_ids.append(node_id)
+            first_start = node_id not in self.processes
+            if first_start:
+                self.trace_path(node_id).unlink(missing_ok=True)
+            self._spawn(node_id)
+
+    def _spawn(self, node_id: str) -> None:
+        self.trace_dir.mkdir(parents=True, exist_ok=True)
+        old_log = self._logs.pop(node_id, None)
+        if old_log is not None:
+            old_log.close()
+        log = self._logs[node_id] = open(self.log_path(node_id), "ab")  # noqa: SIM115
+        seed = self.seed + self.node_ids.index(node_id)
+        command = [
+            sys.executable, "-m", "leadersim", "member",
+            "--db", str(self.db_path),
+            "--id", node_id,
+            "--lease", repr(self.lease_duration),
+            "--interval", repr(self.renew_interval),
+            "--deadline", repr(self.renew_deadline),
+            "--trace", str(self.trace_path(node_id)),
+            "--table", self.table_name,
+            "--seed", str(seed),
+        ]  # fmt: skip
+        self.processes[node_id] = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_env()
+        )
+
+    def is_running(self, node_id: str) -> bool:
+        """Whether ``node_id``'s process exists and has not exited."""
+        process = self.processes.get(node_id)
+        return process is not None and process.poll() is None
+
+    def pid(self, node_id: str) -> int:
+        """The process id of ``node_id``'s latest process."""
+        return self.processes[node_id].pid
+
+    def kill(self, node_id: str, sig: int = signal.SIGKILL) -> float:
+        """Send ``sig`` to a member's process; returns the host monotonic time just before.
+
+        ``SIGKILL`` is a crash (no release), ``SIGTERM`` a graceful stop, ``SIGSTOP`` /
+        ``SIGCONT`` a pause and its end.
+
+        Raises:
+            LabError: the member is not running.
+        """
+        process = self.processes.get(node_id)
+        if process is None or process.poll() is not None:
+            raise LabError(f"member {node_id!r} is not running\n{self.describe()}")
+        sent_at = time.monotonic()
+        process.send_signal(sig)
+        return sent_at
+
+    def wait(self, node_id: str, timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
+        """Wait for a member's process to exit and return its exit code.
+
+        Raises:
+            subprocess.TimeoutExpired: it did not exit within ``timeout`` seconds.
+        """
+        return self.processes[node_id].wait(timeout)
+
+    def stop_all(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> dict[str, int]:
+        """Stop every running member gracefully; kill those still running after ``timeout``.
+
+        Paused members are resumed so that they can handle the stop request.
+
+        Returns:
+            Each member's exit code (negative: the signal that ended it; ``-9`` for one
+            this call or an earlier ``SIGKILL`` killed).
+        """
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGCONT)
+        give_up_at = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.0, give_up_at - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return {node_id: process.wait() for node_id, process in self.processes.items()}
+
+    def close(self) -> None:
+        """Stop every member (see :meth:`stop_all`) and close the log files."""
+        try:
+            self.stop_all()
+        finally:
+            for log in self._logs.values():
+                log.close()
+            self._logs.clear()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ traces
+
+    def read_trace(self) -> list[TraceEvent]:
+        """All members' trace events so far, merged in true-time order."""
+        paths = [self.trace_path(n) for n in self.node_ids if self.trace_path(n).exists()]
+        return read_jsonl(paths)
+
+    def wait_for_event(
+        self,
+        kind: EventKind,
+        *,
+        nodes: Iterable[str] | None = None,
+        after: float = -math.inf,
+        timeout: float,
+    ) -> TraceEvent:
+        """Wait for the first event of ``kind`` on one of ``nodes`` later than ``after``.
+
+        Args:
+            kind: The event kind.
+            nodes: Members to watch (default: all).
+            after: Only events with a larger ``true_time`` (host monotonic seconds) count.
+            timeout: Seconds to wait.
+
+        Raises:
+            LabError: no such event within ``timeout``.
+        """
+        watched = set(self.node_ids if nodes is None else nodes)
+        give_up_at = time.monotonic() + timeout
+        while True:
+            for event in self.read_trace():
+                if event.kind is kind and event.node in watched and event.true_time > after:
+                    return event
+            if time.monotonic() >= give_up_at:
+                raise LabError(
+                    f"no {kind.value} event on {sorted(watched)} within {timeout:g} s\n"
+                    f"{self.describe()}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    # ------------------------------------------------------------------ database
+
+    def integrity_check(self) -> str:
+        """The result of ``PRAGMA integrity_check`` on the database (``"ok"`` if sound)."""
+        with contextlib.closing(sqlite3.connect(self.db_path)) as connection:
+            rows = connection.execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(str(row[0]) for row in rows)
+
+    def describe(self) -> str:
+        """A few lines on each member: process state, last trace event, end of its log."""
+        lines = []
+        for node_id in self.node_ids:
+            process = self.processes.get(node_id)
+            if process is None:
+                state = "not started"
+            elif (code := process.poll()) is None:
+                state = f"running (pid {process.pid})"
+            else:
+                state = f"exited with {code} (pid {process.pid})"
+            lines.append(f"  {node_id}: {state}")
+            if self.trace_path(node_id).exists():
+                events = read_jsonl(self.trace_path(node_id))
+                if events:
+                    last = events[-1]
+                    lines.append(f"    last event: {last.kind.value} at {last.true_time:.3f}")
+            if self.log_path(node_id).exists():
+                tail = self.log_path(node_id).read_text(errors="replace").splitlines()[-3:]
+                lines.extend(f"    log: {line}" for line in tail)
+        return "\n".join(lines)
+
+
+def _env() -> dict[str, str]:
+    """The members' environment: they import the same leadersim as this process."""
+    env = dict(os.environ)
+    source_root = str(Path(leadersim.__file__).resolve().parent.parent)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = source_root if not path else os.pathsep.join([source_root, path])
+    return env

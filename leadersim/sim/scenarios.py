@@ -1,0 +1,790 @@
+"""The named scenario catalogue (spec: scenarios.md, Part A), as data.
+
+Each :class:`CatalogueEntry` is a base scenario in the scenario format, named variants
+(dotted-key overrides), the seeds to judge it over, and its **expected verdict**: a list of
+:class:`Expect` statements about the metrics of :func:`scenario_metrics`, written from the
+timing rules before any run. :func:`check` judges a set of runs against them.
+
+Baseline unless an entry says otherwise: 3 nodes (n1 at t=0, the rest at t=1), storage
+latency lognormal with a 5 ms median each way, callback stop latency 0.1 s, one leader-
+guarded write per second after 1 s of preparation, fencing off, 300 s, seeds 0-19.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from leadersim.analysis.intervals import acting_intervals, summarize
+from leadersim.sim.scenario import Scenario
+from leadersim.trace import EventKind, TraceEvent
+
+__all__ = [
+    "CATALOGUE",
+    "CatalogueEntry",
+    "Expect",
+    "check",
+    "scenario_metrics",
+]
+
+_BASE: dict[str, Any] = {
+    "nodes": 3,
+    "config": {"lease_duration": 10, "renew_interval": 2, "renew_deadline": 8},
+    "callback": {"stop_latency": 0.1, "writes_per_s": 1, "prepare_s": 1.0},
+    "fencing": False,
+    "storage": {"latency": {"dist": "lognormal", "median_s": 0.005, "sigma": 0.5}},
+    "duration": 300,
+}
+SLACK_15 = {"config.lease_duration": 15}
+SEEDS = tuple(range(20))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Expect:
+    """One expected statement about a metric over a set of seeds.
+
+    Attributes:
+        metric: A key of :func:`scenario_metrics`.
+        op: ``<``, ``<=``, ``==``, ``>=``, ``>`` or ``between`` (inclusive).
+        value: The bound (a pair for ``between``).
+        variant: The variant it is about (``None``: every variant).
+        over: ``every`` seed, ``some`` seed, ``most`` seeds (> half), or the ``median``.
+        note: The reasoning, when an estimate needed one.
+    """
+
+    metric: str
+    op: str
+    value: float | tuple[float, float]
+    variant: str | None = None
+    over: str = "every"
+    note: str = ""
+
+    def holds_for(self, value: float | None) -> bool:
+        """Whether one observed value satisfies the bound (``None`` never does)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        bound = self.value
+        if self.op == "between":
+            assert isinstance(bound, tuple)
+            return bound[0] <= value <= bound[1]
+        assert not isinstance(bound, tuple)
+        return {
+            "<": value < bound,
+            "<=": value <= bound,
+            "==": value == bound,
+            ">=": value >= bound,
+            ">": value > bound,
+        }[self.op]
+
+    def judge(self, values: Sequence[float | None]) -> bool:
+        """Whether the statement holds over the values of all seeds."""
+        if not values:
+            return False
+        if self.over == "median":
+            present = [v for v in values if v is not None]
+            return bool(present) and self.holds_for(statistics.median(present))
+        passed = sum(self.holds_for(v) for v in values)
+        if self.over == "every":
+            return passed == len(values)
+        if self.over == "some":
+            return passed >= 1
+        if self.over == "most":
+            return passed * 2 > len(values)
+        raise ValueError(f"unknown quantifier {self.over!r}; allowed: every, some, most, median")
+
+    def describe(self) -> str:
+        """Readable form, e.g. ``overlap_s == 0 in every seed [fencing]``."""
+        where = f" [{self.variant}]" if self.variant else ""
+        return f"{self.metric} {self.op} {self.value} over {self.over} seed(s){where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogueEntry:
+    """A named scenario with its variants and expected verdict."""
+
+    id: str
+    name: str
+    title: str
+    base: Mapping[str, Any]
+    variants: Mapping[str, Mapping[str, Any]]
+    assumptions: str
+    expect: tuple[Expect, ...]
+    source: str
+    seeds: tuple[int, ...] = SEEDS
+
+    def scenario(self, variant: str = "base") -> Scenario:
+        """The scenario of one variant (``"base"`` is the entry's own)."""
+        if variant not in self.variants:
+            raise KeyError(f"{self.name} has no variant {variant!r}; has {list(self.variants)}")
+        spec = _merge(self.base, self.variants[variant])
+        spec["name"] = self.name if variant == "base" else f"{self.name}[{variant}]"
+        spec.setdefault("description", self.title)
+        return Scenario.from_mapping(spec)
+
+
+def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = _deep_copy(base)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        target = spec
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = _deep_copy(value)
+    return spec
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _scenario(**changes: Any) -> dict[str, Any]:
+    return _merge(_BASE, changes)
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+def scenario_metrics(events: Sequence[TraceEvent], end_time: float) -> dict[str, float | None]:
+    """The summary metrics of a run plus the derived ones the catalogue judges.
+
+    Derived metrics (seconds of true time unless said otherwise; ``None`` if undefined):
+
+    - ``takeover_s``: from the first fault to the first callback start on a node other
+      than the one acting when it began;
+    - ``first_start_after_fault_at``: when the first callback after the first fault
+      started (any node);
+    - ``old_leader_back_s``: from the first fault until the node acting then starts a
+      callback again (infinite if it never does);
+    - ``same_leader_at_end``: 1 if the node acting at the first fault acts at the end;
+    - ``last_term_s``: how long the last callback term has lasted at the end of the run;
+    - ``renew_failed``: renew rounds that failed for their whole deadline (all nodes);
+    - ``conflict_share``: share of renew rounds whose first try lost the CAS.
+    """
+    summary = summarize(events, end_time)
+    metrics: dict[str, float | None] = {
+        k: (float(v) if isinstance(v, int | float | bool) else None)
+        for k, v in summary.as_dict().items()
+        if k != "failover_all_s"
+    }
+    metrics["failover_max_s"] = max(summary.failover_s) if summary.failover_s else None
+    acting = acting_intervals(events, end_time)
+    faults = [e for e in events if e.kind is EventKind.FAULT_START]
+    first_fault = faults[0].true_time if faults else None
+    old: str | None = None
+    if first_fault is not None:
+        during = [i for i in acting if i.start <= first_fault <= i.end]
+        old = during[0].node if during else None
+    starts = sorted((i.start, i.node) for i in acting)
+    takeover = back = first_after = None
+    if first_fault is not None:
+        after = [(t, n) for t, n in starts if t > first_fault]
+        if after:
+            first_after = after[0][0]
+        others = [t for t, n in after if n != old]
+        takeover = others[0] - first_fault if others else None
+        again = [t for t, n in after if n == old]
+        back = again[0] - first_fault if again else math.inf
+    metrics["takeover_s"] = takeover
+    metrics["first_start_after_fault_at"] = first_after
+    metrics["old_leader_back_s"] = back
+    final = [i.node for i in acting if i.end >= end_time]
+    metrics["same_leader_at_end"] = float(old is not None and old in final)
+    metrics["last_term_s"] = (end_time - starts[-1][0]) if starts else None
+    rounds = first_conflicts = renew_failed = 0
+    for event in events:
+        if event.kind is EventKind.RENEW_STARTED:
+            rounds += 1
+        elif event.kind is EventKind.CAS_CONFLICT and event.details.get("op") == "renew":
+            if event.details.get("attempt") == 1:
+                first_conflicts += 1
+        elif event.kind is EventKind.RENEW_FAILED:
+            renew_failed += 1
+    metrics["renew_failed"] = float(renew_failed)
+    metrics["conflict_share"] = first_conflicts / rounds if rounds else None
+    return metrics
+
+
+def check(
+    entry: CatalogueEntry, metrics: Mapping[str, Sequence[Mapping[str, float | None]]]
+) -> list[str]:
+    """Judge runs against an entry's expected verdict.
+
+    Args:
+        entry: The catalogue entry.
+        metrics: For each variant run, the :func:`scenario_metrics` of every seed.
+
+    Returns:
+        One readable line per expectation that does not hold (empty: all hold).
+    """
+    failures: list[str] = []
+    for expect in entry.expect:
+        variants = [expect.variant] if expect.variant else list(metrics)
+        for variant in variants:
+            if variant not in metrics:
+                failures.append(f"{entry.name}: variant {variant!r} was not run")
+                continue
+            values = [m.get(expect.metric) for m in metrics[variant]]
+            if not expect.judge(values):
+                shown = [None if v is None else round(v, 3) for v in values]
+                failures.append(
+                    f"{entry.name}[{variant}]: expected {expect.describe()}; got {shown}"
+                )
+    return failures
+
+
+# ---------------------------------------------------------------------- catalogue
+
+_E = Expect
+
+
+def _every_120s(kind: str, duration: float, end: float, **params: Any) -> list[dict[str, Any]]:
+    return [
+        {"at": float(at), "kind": kind, "target": "leader", "duration": duration, **params}
+        for at in range(60, int(end), 120)
+    ]
+
+
+_ENTRIES: list[CatalogueEntry] = [
+    CatalogueEntry(
+        "A1",
+        "leader-crash",
+        "The leader dies without releasing; a follower takes over once the lease runs out "
+        "on its own clock; the crashed node comes back as a follower.",
+        _scenario(
+            faults=[
+                {"at": 60, "kind": "crash", "target": "leader"},
+                {"at": 90, "kind": "restart", "target": "fault:0"},
+            ]
+        ),
+        {
+            "base": {},
+            "restart-at-63": {
+                "faults": [
+                    {"at": 60, "kind": "crash", "target": "leader"},
+                    {"at": 63, "kind": "restart", "target": "fault:0"},
+                ]
+            },
+        },
+        "inside",
+        (
+            _E("overlap_s", "==", 0),
+            _E("failover_s", "between", (8, 12), "base"),
+            _E("leader_changes", "==", 1, "base"),
+            _E("leader_changes", "==", 0, "restart-at-63"),
+            _E("no_leader_s", "between", (2.5, 4), "restart-at-63"),
+        ),
+        "https://github.com/pingcap/tiflow/tree/master/pkg/election",
+    ),
+    CatalogueEntry(
+        "A2",
+        "leader-graceful-shutdown",
+        "The leader's run_election is cancelled: in the reference order it releases the "
+        "slot first, then cancels its callback and waits for it.",
+        _scenario(
+            callback={"stop_latency": 1.0, "writes_per_s": 1, "prepare_s": 1.0},
+            faults=[{"at": 60, "kind": "cancel", "target": "leader"}],
+        ),
+        {
+            "base": {},
+            "stop-then-release": {"config.stop_before_release": True},
+            "release-fails": {
+                "faults": [
+                    {"at": 59, "kind": "cut", "target": "leader", "duration": 300},
+                    {"at": 60, "kind": "cancel", "target": "fault:0"},
+                ]
+            },
+        },
+        "inside for timing; ordering flaw (weak point 3)",
+        (
+            _E("takeover_s", "<=", 2.5, "base"),
+            _E("overlap_s", ">", 0, "base", "most"),
+            _E("overlap_s", "<=", 1.05, "base"),
+            _E("belief_overlap_s", "==", 0),
+            _E("overlap_s", "==", 0, "stop-then-release"),
+            _E("takeover_s", "<=", 3.5, "stop-then-release"),
+            _E(
+                "takeover_s",
+                "between",
+                (8, 13),
+                "release-fails",
+                note="the 5-s release fails; followers wait out the lease (from t=59)",
+            ),
+            _E("overlap_s", "==", 0, "release-fails"),
+        ),
+        "https://github.com/kubernetes/client-go/issues/728",
+    ),
+    CatalogueEntry(
+        "A3",
+        "resign-with-cooldown",
+        "The leader calls resign_leader(10): it clears the slot, replies, opens its 10-s "
+        "window, and only then cancels its callback.",
+        _scenario(
+            callback={"stop_latency": 1.0, "writes_per_s": 1, "prepare_s": 1.0},
+            faults=[{"at": 60, "kind": "resign", "target": "leader", "resign_duration": 10}],
+        ),
+        {
+            "base": {},
+            "stop-then-release": {"config.stop_before_release": True},
+            "resign-0": {
+                "callback.stop_latency": 0.0,
+                "faults": [{"at": 60, "kind": "resign", "target": "leader", "resign_duration": 0}],
+            },
+            "all-resign": {
+                "faults": [{"at": 60, "kind": "resign", "target": "all", "resign_duration": 10}]
+            },
+        },
+        "inside for timing; ordering flaw (weak point 3)",
+        (
+            _E("takeover_s", "<=", 2.5, "base"),
+            _E("old_leader_back_s", ">=", 10, "base"),
+            _E("overlap_s", ">", 0, "base", "most"),
+            _E("overlap_s", "<=", 1.05, "base"),
+            _E("overlap_s", "==", 0, "stop-then-release"),
+            _E(
+                "same_leader_at_end",
+                "==",
+                1,
+                "resign-0",
+                "most",
+                note="the old leader renews first after its own resign and wins straight back",
+            ),
+            _E(
+                "no_leader_s",
+                "between",
+                (6.5, 12.5),
+                "all-resign",
+                note=(
+                    "corrected from 10-12: the leader acts until its release has committed "
+                    "and its callback has stopped (C = 1 s), and its release may lose the "
+                    "CAS to the followers' simultaneous renewals and retry (+1-2 s); the "
+                    "slot is taken at the first round after t=70 (+0-2 s): 70 + [0, 2] - "
+                    "(60 + [0, 2] + 1) = 7-11 s"
+                ),
+            ),
+            _E("overlap_s", "==", 0, "all-resign"),
+        ),
+        "https://github.com/pingcap/tiflow/issues/7168",
+    ),
+    CatalogueEntry(
+        "A4",
+        "newcomer-waits-a-lease",
+        "Every member is replaced by one with a new id; the newcomers treat the stale "
+        "entries as freshly renewed and must wait a full lease before pruning them.",
+        _scenario(
+            faults=[
+                {"at": 60, "kind": "crash", "target": ["n1", "n2", "n3"]},
+                {"at": 70, "kind": "start", "target": ["n4", "n5", "n6"]},
+            ]
+        ),
+        {
+            "base": {},
+            "same-ids": {
+                "faults": [
+                    {"at": 60, "kind": "crash", "target": ["n1", "n2", "n3"]},
+                    {"at": 70, "kind": "restart", "target": ["n1", "n2", "n3"]},
+                ]
+            },
+        },
+        "inside (weak point 4)",
+        (
+            _E("overlap_s", "==", 0),
+            _E("first_start_after_fault_at", "between", (80, 82.5), "base"),
+            _E("no_leader_s", "between", (20, 22.5), "base"),
+            _E(
+                "no_leader_s",
+                "between",
+                (9.9, 12.1),
+                "same-ids",
+                note=(
+                    "corrected from 10: the three restarts race for the same CAS at t=70, "
+                    "and n1 loses it in some seeds; its retry comes 1-2 s later (backoff "
+                    "base I/2), so n1 leads again 10-12 s after the crash"
+                ),
+            ),
+            _E("same_leader_at_end", "==", 1, "same-ids"),
+        ),
+        "https://github.com/kubernetes/kubernetes/pull/120824",
+    ),
+    CatalogueEntry(
+        "A5",
+        "leader-pause-shorter-than-slack",
+        "A stop-the-world pause shorter than the slack, (a) on its own, (b) while the "
+        "leader is losing storage, where it delays the leader's stop.",
+        _scenario(
+            config={"lease_duration": 15, "renew_interval": 2, "renew_deadline": 8},
+            faults=[{"at": 60, "kind": "pause", "target": "leader", "duration": 3}],
+        ),
+        {
+            "a": {},
+            "a-10/2/8": {"config.lease_duration": 10},
+            "b": {
+                "faults": [
+                    {"at": 60, "kind": "cut", "target": "leader", "duration": 30},
+                    {"at": 60, "kind": "pause", "target": "fault:0", "duration": 3},
+                ]
+            },
+            "b-10/2/8": {
+                "config.lease_duration": 10,
+                "faults": [
+                    {"at": 60, "kind": "cut", "target": "leader", "duration": 30},
+                    {"at": 60, "kind": "pause", "target": "fault:0", "duration": 3},
+                ],
+            },
+        },
+        "inside with 15/2/8; (b) is outside with 10/2/8",
+        (
+            _E("overlap_s", "==", 0, "a"),
+            _E("leader_changes", "==", 0, "a"),
+            _E("overlap_s", "==", 0, "a-10/2/8"),
+            _E("leader_changes", "==", 0, "a-10/2/8"),
+            _E("overlap_s", "==", 0, "b"),
+            _E("overlap_s", ">", 0, "b-10/2/8", "some"),
+            _E("overlap_s", "<=", 3.5, "b-10/2/8"),
+        ),
+        "https://martin.kleppmann.com/2016/02/08/how-to-do-distributed-locking.html",
+    ),
+    CatalogueEntry(
+        "A6",
+        "leader-pause-longer-than-lease",
+        "A GC pause longer than the lease: another node is elected; when the old leader "
+        "wakes, its pending write goes out before its elector notices the lost lease.",
+        _scenario(faults=[{"at": 60, "kind": "pause", "target": "leader", "duration": 20}]),
+        {
+            "base": {},
+            "fencing": {"fencing": True},
+            "15/2/8": SLACK_15,
+            "15/2/8-fencing": {**SLACK_15, "fencing": True},
+        },
+        "outside (P > S with any config)",
+        (
+            _E("takeover_s", "between", (8, 12.5), "base"),
+            _E("takeover_s", "between", (8, 12.5), "fencing"),
+            _E("takeover_s", "between", (14, 18.5), "15/2/8"),
+            _E("overlap_s", "between", (7.5, 12.5), "base"),
+            _E("overlap_s", "between", (1.5, 6.5), "15/2/8"),
+            _E("belief_overlap_s", "<=", 0.1),
+            _E("stale_accepted", ">=", 1, "base"),
+            _E("stale_accepted", ">=", 1, "15/2/8"),
+            _E("stale_accepted", "==", 0, "fencing"),
+            _E("stale_rejected", ">=", 1, "fencing"),
+            _E("stale_accepted", "==", 0, "15/2/8-fencing"),
+        ),
+        "https://martin.kleppmann.com/2016/02/08/how-to-do-distributed-locking.html",
+    ),
+    CatalogueEntry(
+        "A7",
+        "slow-callback-stop",
+        "The leader loses storage; its renew gives up after I + D, but its work takes C to "
+        "stop after the cancel.",
+        _scenario(faults=[{"at": 60, "kind": "cut", "target": "leader", "duration": 30}]),
+        {
+            "C=0": {"callback.stop_latency": 0.0},
+            "C=2": {"callback.stop_latency": 2.0},
+            "C=8": {"callback.stop_latency": 8.0},
+            "15/2/8-C=2": {**SLACK_15, "callback.stop_latency": 2.0},
+            "15/2/8-C=8": {**SLACK_15, "callback.stop_latency": 8.0},
+        },
+        "inside iff delta_resp + C < S",
+        (
+            _E("overlap_s", "<=", 0.1, "C=0"),
+            _E("overlap_s", ">", 0, "C=2", "most"),
+            _E("overlap_s", "<=", 2.05, "C=2"),
+            _E("overlap_s", "between", (5.5, 8.05), "C=8", "median"),
+            _E("overlap_s", "==", 0, "15/2/8-C=2"),
+            _E("overlap_s", ">", 0, "15/2/8-C=8", "most"),
+            _E("overlap_s", "<", 3.05, "15/2/8-C=8"),
+        ),
+        "https://github.com/kubernetes/kubernetes/issues/65257",
+    ),
+    CatalogueEntry(
+        "A8",
+        "clock-drift-fast-follower",
+        "One follower's clock runs fast, so it counts the leader's lease out early once the "
+        "leader stops renewing.",
+        _scenario(
+            clocks={"n2": {"drift_ppm": 100_000}},
+            faults=[{"at": 60, "kind": "cut", "target": "leader", "duration": 30}],
+        ),
+        {
+            "control": {"faults": []},
+            "rho=2e-5": {"clocks": {"n2": {"drift_ppm": 20}}},
+            "rho=5e-4": {"clocks": {"n2": {"drift_ppm": 500}}},
+            "rho=0.1": {},
+            "15/2/8-rho=5e-4": {**SLACK_15, "clocks": {"n2": {"drift_ppm": 500}}},
+            "15/2/8-rho=0.1": SLACK_15,
+        },
+        "inside with 15/2/8 (rho(L+I+D) <= 2.5 < 5); outside with 10/2/8",
+        (
+            _E("leader_changes", "==", 0, "control"),
+            _E("overlap_s", "==", 0, "control"),
+            _E("overlap_s", "==", 0, "15/2/8-rho=5e-4"),
+            _E("overlap_s", "==", 0, "15/2/8-rho=0.1"),
+            _E("overlap_s", "<=", 0.11, "rho=2e-5", note="<= rho*L plus the 0.1-s stop"),
+            _E("overlap_s", "<=", 0.11, "rho=5e-4"),
+            _E("overlap_s", ">", 0, "rho=0.1", "some"),
+            _E("overlap_s", "<=", 1.2, "rho=0.1"),
+        ),
+        "http://i.stanford.edu/pub/cstr/reports/cs/tr/90/1298/CS-TR-90-1298.pdf",
+    ),
+    CatalogueEntry(
+        "A9",
+        "wall-clock-step",
+        "NTP-style steps of the wall clocks: renew_time values jump, but they are only "
+        "compared for change, and every duration is measured on the monotonic clock.",
+        _scenario(
+            faults=[
+                {"at": 60, "kind": "clock_step", "target": "n1", "seconds": 3600},
+                {"at": 90, "kind": "clock_step", "target": "n2", "seconds": -3600},
+                {"at": 120, "kind": "clock_step", "target": "n3", "seconds": 0.5},
+            ]
+        ),
+        {"base": {}},
+        "inside",
+        (
+            _E("overlap_s", "==", 0),
+            _E("no_leader_s", "==", 0),
+            _E("flaps", "==", 0),
+        ),
+        "https://github.com/kubernetes/kubernetes/issues/125761",
+    ),
+    CatalogueEntry(
+        "A10",
+        "storage-latency-spike",
+        "Every storage op slows down for every node, so one read-modify-write round takes "
+        "10 s, longer than D.",
+        _scenario(
+            faults=[{"at": 60, "kind": "slow", "target": "all", "latency_s": 5, "duration": 20}]
+        ),
+        {
+            "base": {},
+            "30/2/20": {
+                "config": {"lease_duration": 30, "renew_interval": 2, "renew_deadline": 20}
+            },
+        },
+        "outside with 10/2/8 (a round takes longer than D); inside with 30/2/20",
+        (
+            _E("overlap_s", "==", 0),
+            _E("no_leader_s", "between", (8, 16), "base"),
+            _E(
+                "no_leader_s",
+                "<=",
+                3.0,
+                "30/2/20",
+                note=(
+                    "corrected from 0: a slowed round is a 10-s read-modify-write, and the "
+                    "three members' windows overlap, so a leader's round can lose the CAS; "
+                    "its retry (>= I/2 later, another 10 s) no longer fits in D = 20 s, so in "
+                    "some seeds the leader stops once and leads again a round later (~I + C)"
+                ),
+            ),
+            _E("flaps", "<=", 1, "30/2/20"),
+            _E("no_leader_s", "<=", 0.0, "30/2/20", "some"),
+        ),
+        "https://github.com/openshift/enhancements/pull/832",
+    ),
+    CatalogueEntry(
+        "A11",
+        "leader-partitioned-from-storage",
+        "The leader loses storage in one of three ways; the followers keep it.",
+        _scenario(
+            config={"lease_duration": 15, "renew_interval": 2, "renew_deadline": 8},
+            faults=[{"at": 60, "kind": "cut", "target": "leader", "duration": 30}],
+        ),
+        {
+            "request": {},
+            "reply": {
+                "faults": [
+                    {"at": 60, "kind": "cut", "target": "leader", "duration": 30, "mode": "reply"}
+                ]
+            },
+            "writes": {
+                "faults": [
+                    {"at": 60, "kind": "cut", "target": "leader", "duration": 30, "mode": "writes"}
+                ]
+            },
+            "10/2/8": {"config.lease_duration": 10},
+        },
+        "inside with 15/2/8",
+        (
+            _E("takeover_s", "between", (13, 18.5), "request"),
+            _E("takeover_s", "between", (13, 20.5), "reply", note="a ghost renewal adds <= I"),
+            _E("takeover_s", "between", (13, 18.5), "writes"),
+            _E("overlap_s", "==", 0, "request"),
+            _E("overlap_s", "==", 0, "reply"),
+            _E("overlap_s", "==", 0, "writes"),
+            _E("takeover_s", "between", (8, 12.5), "10/2/8"),
+            _E("overlap_s", "<=", 0.2, "10/2/8"),
+            _E("renew_failed", ">=", 1),
+        ),
+        "https://github.com/pingcap/tiflow/blob/master/pkg/election/elector_test.go",
+    ),
+    CatalogueEntry(
+        "A12",
+        "ambiguous-renew",
+        "A renewal commits but the leader does not learn of it in time: (a) the answer is "
+        "lost, (b) it arrives 3 s late and then the leader is cut off.",
+        _scenario(faults=[{"at": 60, "kind": "ambiguous", "target": "leader"}]),
+        {
+            "a": {},
+            "b": {
+                "faults": [
+                    {"at": 60, "kind": "ambiguous", "target": "leader", "delay_s": 3},
+                    {"at": 65, "kind": "cut", "target": "fault:0", "duration": 30},
+                ]
+            },
+            "b-15/2/8": {
+                **SLACK_15,
+                "faults": [
+                    {"at": 60, "kind": "ambiguous", "target": "leader", "delay_s": 3},
+                    {"at": 65, "kind": "cut", "target": "fault:0", "duration": 30},
+                ],
+            },
+        },
+        "(a) inside; (b) outside with 10/2/8, inside with 15/2/8",
+        (
+            _E("overlap_s", "==", 0, "a"),
+            _E("no_leader_s", "between", (1.5, 3), "a"),
+            _E("same_leader_at_end", "==", 1, "a", "most"),
+            _E("overlap_s", ">", 0, "b", "most"),
+            _E("overlap_s", "<=", 3.2, "b"),
+            _E("overlap_s", "==", 0, "b-15/2/8"),
+        ),
+        "https://github.com/pingcap/tiflow/tree/master/pkg/election",
+    ),
+    CatalogueEntry(
+        "A13",
+        "hot-row-many-members",
+        "Every member rewrites the single record every I; the chance of losing the CAS "
+        "grows with N, and retries wait at least I/2, so only 3-4 tries fit into D.",
+        _scenario(
+            storage={"latency": {"dist": "lognormal", "median_s": 0.010, "sigma": 0.5}},
+            duration=3600,
+            **{"nodes": 3},
+        ),
+        {"N=3": {}, "N=10": {"nodes": 10}, "N=50": {"nodes": 50}},
+        "inside for timing; outside the design's capacity at N = 50",
+        (
+            _E("renew_failed", "==", 0, "N=3"),
+            _E("flaps", "==", 0, "N=3"),
+            _E("conflict_share", "<=", 0.05, "N=3"),
+            _E("conflict_share", "between", (0.04, 0.2), "N=10"),
+            _E("conflict_share", "between", (0.25, 0.6), "N=50"),
+            _E("renew_failed", ">", 0, "N=50", "most"),
+            _E("overlap_s", "<=", 0.5),
+        ),
+        "https://github.com/pingcap/tiflow/issues/7298",
+        seeds=(0, 1, 2),
+    ),
+    CatalogueEntry(
+        "A14",
+        "callback-crash-loop",
+        "The callback raises 1 s after every start; the member gives up the slot with no "
+        "cool-down and races to win it back (flapping).",
+        _scenario(
+            callback={
+                "stop_latency": 0.1,
+                "writes_per_s": 1,
+                "prepare_s": 1.0,
+                "raise_after_s": 1.0,
+            }
+        ),
+        {"every-node": {}, "n1-only": {"callback.raise_on": ["n1"]}},
+        "inside (liveness; weak point 5)",
+        (
+            _E("overlap_s", "==", 0),
+            _E(
+                "flaps",
+                "between",
+                (240, 300),
+                "every-node",
+                note=(
+                    "corrected from 100-200: the loop renews right after the callback's "
+                    "resign request (elector.md §3) and no window is set, so the member "
+                    "that just resigned finds the slot empty and wins it straight back: "
+                    "a term every ~1.05 s (1 s of work + release + renew)"
+                ),
+            ),
+            _E(
+                "no_leader_s",
+                "between",
+                (5, 40),
+                "every-node",
+                note="corrected from ~100: each hand-over costs only a release and a renew",
+            ),
+            _E(
+                "last_term_s",
+                ">",
+                60,
+                "n1-only",
+                "most",
+                note=(
+                    "n1 keeps winning its own slot back until a healthy member's round "
+                    "falls into the few ms between n1's release and its re-campaign; then "
+                    "that member keeps the slot for good"
+                ),
+            ),
+        ),
+        "https://github.com/pingcap/tiflow/blob/master/pkg/election/elector_test.go",
+    ),
+    CatalogueEntry(
+        "A15",
+        "zero-slack-defaults",
+        "With L - I - D = 0, any reply delay or stop time can turn into an overlap at a hand-over.",
+        _scenario(
+            callback={"stop_latency": 0.5, "writes_per_s": 1, "prepare_s": 1.0},
+            storage={
+                "latency": {"dist": "lognormal", "median_s": 0.005, "sigma": 0.5},
+                "latency_by_op": {
+                    "update": {
+                        "dist": "lognormal",
+                        "median_s": 0.010,
+                        "sigma": 0.5,
+                        "tail_p": 0.01,
+                        "tail_min_s": 0.5,
+                        "tail_max_s": 2.0,
+                    }
+                },
+            },
+            faults=_every_120s("cut", 20, 3600),
+            duration=3600,
+        ),
+        {"10/2/8": {}, "13/2/8": {"config.lease_duration": 13}},
+        "outside with 10/2/8; inside with 13/2/8",
+        (
+            _E("overlap_s", ">", 0, "10/2/8", "most"),
+            _E("leader_changes", "between", (20, 40), "10/2/8"),
+            _E("overlap_s", "==", 0, "13/2/8"),
+        ),
+        "https://github.com/pingcap/tiflow/blob/master/pkg/election/config.go",
+        seeds=tuple(range(5)),
+    ),
+]
+
+#: The catalogue by scenario name.
+CATALOGUE: dict[str, CatalogueEntry] = {entry.name: entry for entry in _ENTRIES}
+#: The same entries by id (``"A6"``).
+BY_ID: dict[str, CatalogueEntry] = {entry.id: entry for entry in _ENTRIES}
+
+
+def run_entry(
+    entry: CatalogueEntry,
+    runner: Callable[[Scenario, int], tuple[Sequence[TraceEvent], float]],
+    *,
+    seeds: Sequence[int] | None = None,
+    variants: Sequence[str] | None = None,
+) -> dict[str, list[dict[str, float | None]]]:
+    """Run every variant of ``entry`` over its seeds; return the metrics per variant."""
+    results: dict[str, list[dict[str, float | None]]] = {}
+    for variant in variants or list(entry.variants):
+        scenario = entry.scenario(variant)
+        results[variant] = [
+            scenario_metrics(*runner(scenario, seed)) for seed in (seeds or entry.seeds)
+        ]
+    return results
