@@ -97,6 +97,11 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
     return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+_MEMO_SIZE = 4096
+_ENCODED: dict[Member, dict[str, Any]] = {}
+_DECODED: dict[tuple[Any, ...], Member] = {}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Member:
     """One member's entry in the record.
@@ -137,6 +142,14 @@ class Member:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The reference's JSON object for this member (``lease_duration`` in ns)."""
+        encoded = _ENCODED.get(self)
+        if encoded is None:
+            if len(_ENCODED) >= _MEMO_SIZE:
+                _ENCODED.clear()
+            encoded = _ENCODED[self] = self._encode()
+        return dict(encoded)
+
+    def _encode(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
@@ -154,6 +167,24 @@ class Member:
         """
         if not isinstance(data, dict):
             raise ValueError(f"a member must be a JSON object, got {type(data).__name__}")
+        # Most members of a record read are the ones of the previous read: decode each
+        # distinct JSON object once (members are immutable, so sharing them is safe).
+        try:
+            key = (type(data.get("lease_duration")), *data.items())
+            cached = _DECODED.get(key)
+        except TypeError:  # an unhashable value: decode (and reject) it below
+            key, cached = None, None
+        if cached is not None:
+            return cached
+        member = cls._decode(data)
+        if key is not None:
+            if len(_DECODED) >= _MEMO_SIZE:
+                _DECODED.clear()
+            _DECODED[key] = member
+        return member
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> Member:
         member_id = data.get("id")
         if not isinstance(member_id, str):
             raise ValueError(f"member id must be a string, got {member_id!r}")

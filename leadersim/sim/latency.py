@@ -31,6 +31,8 @@ _KEYS = {
 class Latency:
     """A one-way latency distribution, in seconds.
 
+    The default is the catalogue's baseline: lognormal with a 5 ms median.
+
     Attributes:
         dist: ``constant`` (``value_s``), ``uniform`` (``low_s``..``high_s``),
             ``exponential`` (``mean_s``) or ``lognormal`` (``median_s``, ``sigma``).
@@ -38,7 +40,7 @@ class Latency:
             ``tail_min_s``..``tail_max_s``.
     """
 
-    dist: str = "constant"
+    dist: str = "lognormal"
     value_s: float = 0.0
     low_s: float = 0.0
     high_s: float = 0.0
@@ -67,7 +69,7 @@ class Latency:
         unknown = sorted(set(spec) - _KEYS)
         if unknown:
             raise ConfigError(f"unknown latency key(s) {unknown}; allowed: {sorted(_KEYS)}")
-        dist = spec.get("dist", "constant")
+        dist = spec.get("dist", "lognormal")
         if dist not in _DISTS:
             raise ConfigError(f"unknown latency dist {dist!r}; allowed: {list(_DISTS)}")
         values: dict[str, Any] = {"dist": dist}

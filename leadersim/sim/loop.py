@@ -140,7 +140,7 @@ class SimLoop(asyncio.BaseEventLoop):
 
     def time(self) -> float:
         """Simulated time in seconds (SimPy's ``env.now``)."""
-        return float(self.env.now)
+        return self.env._now  # SimPy's `now` property costs a call per read
 
     # -- scheduling: every handle is gated by its node's state -------------------
 

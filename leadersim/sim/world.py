@@ -124,7 +124,7 @@ class World:
     # ------------------------------------------------------------------ helpers
 
     def _now(self) -> float:
-        return float(self.env.now)
+        return self.env._now
 
     def _rng(self, *stream: object) -> random.Random:
         return random.Random(":".join([str(self.seed), *map(str, stream)]))
