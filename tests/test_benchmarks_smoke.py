@@ -1,0 +1,47 @@
+"""The benchmark scripts still run: `benchmarks/bench_sqlite.py --quick` as a real process.
+
+Benchmarks print numbers measured in one run; nothing here judges speed. These tests only
+keep the scripts from rotting as the package changes under them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_SQLITE = REPO / "benchmarks" / "bench_sqlite.py"
+
+
+@pytest.mark.slow
+def test_quick_sqlite_benchmark_exits_cleanly_and_reports_its_measurements(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH_SQLITE), "--quick", "--dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    # The round trip: one ratio line for SQLite's own synchronous setting (the build's
+    # default), one for NORMAL; each a real number.
+    ratios = re.findall(
+        r"^ratio SQLStorage/sqlite3 = (\d+\.\d+)x \(synchronous=(\w+);", done.stdout, re.M
+    )
+    assert len(ratios) == 2, done.stdout
+    assert ratios[1][1] == "NORMAL", done.stdout
+    assert all(float(ratio) > 0 for ratio, _ in ratios)
+    # The capacity run: one row for the quick N, then the summary line.
+    assert re.search(r"^\s+10\s+\d+\.\d", done.stdout, re.M), done.stdout
+    assert re.search(
+        r"^largest N with zero spurious loss of leadership = \d+ of \[10\]", done.stdout, re.M
+    ), done.stdout
+    # Its SQLite files went where it was told.
+    assert (tmp_path / "capacity-10.db").exists()
