@@ -98,7 +98,7 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
 
 
 _MEMO_SIZE = 4096
-_ENCODED: dict[Member, dict[str, Any]] = {}
+_ENCODED: dict[Member, str] = {}
 _DECODED: dict[tuple[Any, ...], Member] = {}
 
 
@@ -142,14 +142,6 @@ class Member:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The reference's JSON object for this member (``lease_duration`` in ns)."""
-        encoded = _ENCODED.get(self)
-        if encoded is None:
-            if len(_ENCODED) >= _MEMO_SIZE:
-                _ENCODED.clear()
-            encoded = _ENCODED[self] = self._encode()
-        return dict(encoded)
-
-    def _encode(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
@@ -157,6 +149,17 @@ class Member:
             "lease_duration": round(self.lease_duration * _NANOS_PER_SECOND),
             "renew_time": format_go_time(self.renew_time, self.renew_time_ns),
         }
+
+    def to_json(self) -> str:
+        """This member's JSON object as compact text (memoised: members are immutable)."""
+        text = _ENCODED.get(self)
+        if text is None:
+            if len(_ENCODED) >= _MEMO_SIZE:
+                _ENCODED.clear()
+            text = _ENCODED[self] = json.dumps(
+                self.to_json_dict(), separators=(",", ":"), ensure_ascii=False
+            )
+        return text
 
     @classmethod
     def from_json_dict(cls, data: Any) -> Member:
@@ -232,12 +235,12 @@ class Record:
 
 def record_to_json(record: Record) -> str:
     """Encode like the reference: keys ``leader_id`` and ``members`` (``null`` if empty)."""
-    members = [m.to_json_dict() for m in record.members] if record.members else None
-    return json.dumps(
-        {"leader_id": record.leader_id, "members": members},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    # Assembled from memoised member texts: the same bytes json.dumps would produce.
+    leader = json.dumps(record.leader_id, ensure_ascii=False)
+    if not record.members:
+        return f'{{"leader_id":{leader},"members":null}}'
+    members = ",".join(m.to_json() for m in record.members)
+    return f'{{"leader_id":{leader},"members":[{members}]}}'
 
 
 def record_from_json(text: str | bytes, version: int = 0) -> Record:

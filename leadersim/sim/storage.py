@@ -19,7 +19,6 @@ write only if the record names the writer leader at that instant.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import random
 import sqlite3
@@ -45,9 +44,6 @@ __all__ = ["ProtectedResource", "SimStorage", "StorageServer"]
 
 T = TypeVar("T")
 
-# Callbacks the environment schedules must run even while a node is paused or crashed.
-_ENV_CONTEXT = contextvars.Context()
-
 
 @dataclasses.dataclass(slots=True)
 class _Op:
@@ -55,14 +51,11 @@ class _Op:
     op: str
     sent_at: float
     outcome: str = "pending"  # at the server: ok | conflict | error | dropped
-    seen: str = "pending"  # at the client: ok | conflict | error | timeout
+    seen: str = "pending"  # at the client: ok | conflict | error | timeout | no_reply
     arrived_at: float | None = None
     replied_at: float | None = None
     leader_id: str | None = None
     version: int | None = None
-    server_done: bool = False
-    client_done: bool = False
-    emitted: bool = False
 
 
 @dataclasses.dataclass(slots=True)
@@ -75,7 +68,10 @@ class _NodeFaults:
     busy_rate: float = 0.0
 
     def is_cut(self, *modes: str) -> bool:
-        return any(self.cut.get(mode, 0) > 0 for mode in modes)
+        cut = self.cut
+        if not cut:  # the common case: never cut
+            return False
+        return any(cut.get(mode, 0) > 0 for mode in modes)
 
 
 class StorageServer:
@@ -112,6 +108,7 @@ class StorageServer:
         self.db = sqlite3.connect(":memory:", isolation_level=None)
         self.db.execute(self.sql.create)
         self._faults: dict[str, _NodeFaults] = {}
+        self._leader_id = ""
 
     # ------------------------------------------------------------------ faults
 
@@ -138,6 +135,11 @@ class StorageServer:
         """The record as stored right now (no latency, no faults: the truth)."""
         return self.sql.decode(self.db.execute(self.sql.select).fetchall())
 
+    @property
+    def committed_leader(self) -> str:
+        """The leader id stored right now (kept up to date by every committed write)."""
+        return self._leader_id
+
     def client(self, node: str) -> SimStorage:
         """A :class:`SimStorage` through which ``node`` talks to this server."""
         return SimStorage(self, node)
@@ -145,7 +147,9 @@ class StorageServer:
     # ------------------------------------------------------------------ pipeline
 
     def _one_way(self, node: str, op: str) -> float:
-        latency = self.latency_by_node.get(node) or self.latency_by_op.get(op) or self.latency
+        latency = self.latency
+        if self.latency_by_node or self.latency_by_op:
+            latency = self.latency_by_node.get(node) or self.latency_by_op.get(op) or latency
         return latency.sample(self._rng) + self.faults(node).slow_s / 2
 
     def _at(self, delay: float, callback: Callable[[], None]) -> None:
@@ -160,32 +164,27 @@ class StorageServer:
         Returns:
             A future resolved when the reply reaches the client (never, if it is lost).
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        record = _Op(node, op, self.env.now)
-        future.add_done_callback(lambda f: self._client_done(record, f), context=_ENV_CONTEXT)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        record = _Op(node, op, self.env._now)
         faults = self.faults(node)
-
         if faults.error_after_s is not None:
             record.outcome = "error"
-            record.server_done = True
             error = StorageError(f"simulated storage error for {node} ({op})")
             self._at(faults.error_after_s, lambda: self._reply(record, future, error, None))
-            return future
-        if faults.is_cut("request", "both"):
+        elif faults.is_cut("request", "both"):
             record.outcome = "dropped"
-            record.server_done = True
-            return future
-        self._at(
-            self._one_way(node, op),
-            lambda: self._arrive(record, future, execute, write),
-        )
+            self._emit(record, "no_reply")
+        else:
+            self._at(
+                self._one_way(node, op),
+                lambda: self._arrive(record, future, execute, write),
+            )
         return future
 
     def _arrive(
         self, record: _Op, future: asyncio.Future[T], execute: Callable[[_Op], T], write: bool
     ) -> None:
-        record.arrived_at = self.env.now
+        record.arrived_at = self.env._now
         faults = self.faults(record.node)
         result: T | None = None
         error: BaseException | None = None
@@ -212,8 +211,7 @@ class StorageServer:
             if write and record.op == "update" and record.outcome == "ok" and faults.ambiguous:
                 extra_delay = faults.ambiguous.popleft()  # None: the reply is lost
         if extra_delay is None:
-            record.server_done = True
-            self._maybe_emit(record)
+            self._emit(record, "no_reply")
             return
         self._at(
             self._one_way(record.node, record.op) + extra_delay,
@@ -227,34 +225,27 @@ class StorageServer:
         error: BaseException | None,
         result: T | None,
     ) -> None:
-        record.server_done = True
         if self.faults(record.node).is_cut("reply", "both"):
-            self._maybe_emit(record)
+            self._emit(record, "no_reply")
             return
-        record.replied_at = self.env.now
-        if not future.done():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)  # type: ignore[arg-type]
-        self._maybe_emit(record)
-
-    def _client_done(self, record: _Op, future: asyncio.Future[Any]) -> None:
-        record.client_done = True
-        if future.cancelled():
-            record.seen = "timeout"
-        elif future.exception() is not None:
-            record.seen = (
-                "conflict" if isinstance(future.exception(), RecordConflictError) else "error"
-            )
+        record.replied_at = self.env._now
+        if future.done():  # the client gave up (its deadline cancelled the call)
+            self._emit(record, "timeout")
+        elif error is not None:
+            future.set_exception(error)
+            self._emit(record, "conflict" if isinstance(error, RecordConflictError) else "error")
         else:
-            record.seen = "ok"
-        self._maybe_emit(record)
+            future.set_result(result)  # type: ignore[arg-type]
+            self._emit(record, "ok")
 
-    def _maybe_emit(self, record: _Op) -> None:
-        if record.emitted or not (record.server_done and record.client_done):
-            return
-        record.emitted = True
+    def _emit(self, record: _Op, seen: str) -> None:
+        """Trace one finished operation: the truth at the server and what the client saw.
+
+        ``seen`` is ``ok``, ``conflict`` or ``error`` when the reply reached a waiting
+        client, ``timeout`` when the client had already given up, and ``no_reply`` when
+        the request or the reply was lost.
+        """
+        record.seen = seen
         if self._observer is not None:
             self._observer(
                 record.node,
@@ -263,7 +254,7 @@ class StorageServer:
                 {
                     "op": record.op,
                     "outcome": record.outcome,
-                    "seen": record.seen,
+                    "seen": seen,
                     "sent_at": record.sent_at,
                     "arrived_at": record.arrived_at,
                     "replied_at": record.replied_at,
@@ -295,6 +286,7 @@ class StorageServer:
             raise RecordConflictError(
                 f"table {self.sql.table!r}: record version is no longer {record.version}"
             )
+        self._leader_id = record.leader_id
         if op is not None:
             op.leader_id = record.leader_id
             op.version = record.version + 1
@@ -347,6 +339,7 @@ class SimStorage:
                 server.db.execute("ROLLBACK")
                 raise
             server.db.execute("COMMIT")
+            server._leader_id = server.execute_get().leader_id  # fn may have written it
             return result
 
         future = server.submit(self.node, "txn", _capture(execute), write=True)
@@ -432,7 +425,7 @@ class ProtectedResource:
         sent_at = env.now
 
         def arrive() -> None:
-            leader = self.server.committed_record().leader_id
+            leader = self.server.committed_leader
             stale = leader != node
             accepted = not (self.fencing and stale)
             if accepted:

@@ -39,6 +39,16 @@ from leadersim.trace import EventKind, Scalar, TraceEvent, TraceRecorder
 __all__ = ["Run", "World"]
 
 _ENV_CONTEXT = contextvars.Context()
+# Events that say which incarnation of a node they belong to.
+_TAGGED = frozenset(
+    {
+        EventKind.CALLBACK_STARTED,
+        EventKind.CALLBACK_CANCELLED,
+        EventKind.CALLBACK_STOPPED,
+        EventKind.ELECTION_STARTED,
+        EventKind.ELECTION_STOPPED,
+    }
+)
 
 # Simulated electors log to their own logger, silent unless a user attaches a handler:
 # a sweep of thousands of runs must not flood the console with expected warnings.
@@ -156,7 +166,9 @@ class World:
             state.acting = True
         elif kind is EventKind.CALLBACK_STOPPED:
             state.acting = False
-        self.recorder(node, local_time, kind, {**details, "incarnation": state.incarnation})
+        if kind in _TAGGED:
+            details = {**details, "incarnation": state.incarnation}
+        self.recorder(node, local_time, kind, details)
 
     def _call_at(self, when: float, callback: Callable[..., object], *args: Any) -> None:
         self.loop.call_at(when, callback, *args, context=_ENV_CONTEXT)
