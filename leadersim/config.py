@@ -82,6 +82,9 @@ class Config:
             and resign, cancel and await the leader callback *before* clearing the leader
             slot, so two callbacks never overlap at a graceful hand-over. Off by default to
             keep the reference order.
+        callback_failure_backoff: Beyond the reference (fix for its weak point 5): seconds
+            a member does not campaign after its leader callback ended by itself. 0 (the
+            reference) lets it win the slot straight back, so a failing callback flaps.
     """
 
     id: str
@@ -94,6 +97,7 @@ class Config:
     renew_deadline: float = 0.0
     exit_on_renew_fail: bool = False
     stop_before_release: bool = False
+    callback_failure_backoff: float = 0.0
 
     def __post_init__(self) -> None:
         for field in _DURATION_FIELDS:
@@ -124,6 +128,10 @@ class Config:
         """
         for field in _DURATION_FIELDS:
             setattr(self, field, _as_seconds(field, getattr(self, field)))
+        backoff = _as_seconds("callback_failure_backoff", self.callback_failure_backoff)
+        if backoff < 0:
+            raise ConfigError(f"callback_failure_backoff must not be negative, got {backoff:g} s")
+        self.callback_failure_backoff = backoff
         if self.lease_duration == 0:
             self.lease_duration = DEFAULT_LEASE_DURATION
         if self.renew_interval == 0:

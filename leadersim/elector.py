@@ -344,7 +344,7 @@ class Elector:
         if self.is_leader():
             self._log.info("try to resign leader: id=%s", self.id)
             try:
-                await self.resign_leader(0)
+                await self.resign_leader(self._config.callback_failure_backoff)
             except LeadersimError as exc:
                 self._log.warning("failed to resign leader: id=%s error=%r", self.id, exc)
 

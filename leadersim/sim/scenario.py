@@ -40,6 +40,7 @@ _CONFIG_KEYS = (
     "renew_deadline",
     "exit_on_renew_fail",
     "stop_before_release",
+    "callback_failure_backoff",
 )
 _CLOCK_KEYS = ("drift_ppm", "wall_offset")
 
