@@ -115,16 +115,20 @@ def main() -> None:
     t_sim, _, renewals = best_of(repeats, lambda: zero_latency_renewals(5, duration))
     sim_rate = renewals / t_sim
     print("renewals in the simulator (zero latency, idle leader):")
-    print(f"  {sim_rate:,.0f} renewals/s vs {simpy_rate:,.0f} bare SimPy timeouts/s "
-          f"(one renewal costs {simpy_rate / sim_rate:.1f} bare timeouts)")
+    print(
+        f"  {sim_rate:,.0f} renewals/s vs {simpy_rate:,.0f} bare SimPy timeouts/s "
+        f"(one renewal costs {simpy_rate / sim_rate:.1f} bare timeouts)"
+    )
 
     rounds = renewals
     t_direct, _, _ = best_of(repeats, lambda: direct_renewals(5, rounds))
     per_direct = t_direct / rounds
     per_sim = t_sim / renewals
     print("overhead per renewal:")
-    print(f"  simulator {per_sim * 1e6:.1f} us vs the elector's own compute "
-          f"{per_direct * 1e6:.1f} us (get + decide + encode + SQL, no loop)")
+    print(
+        f"  simulator {per_sim * 1e6:.1f} us vs the elector's own compute "
+        f"{per_direct * 1e6:.1f} us (get + decide + encode + SQL, no loop)"
+    )
     print(f"  ratio: {per_sim / per_direct:.2f}x (target <= 3x)")
 
 
