@@ -43,7 +43,7 @@ from leadersim.storage.base import TABLE_NAME_ELECTION
 from leadersim.storage.sqlite import SQLStorage
 from leadersim.trace import EventKind, TraceEvent, TraceRecorder, read_jsonl
 
-__all__ = ["Lab", "LabError", "run_member", "serve_member"]
+__all__ = ["DEFAULT_STOP_TIMEOUT", "Lab", "LabError", "run_member", "serve_member"]
 
 #: Seconds :meth:`Lab.stop_all` waits for graceful exits before it kills what is left;
 #: above the elector's 5-s release timeout.
