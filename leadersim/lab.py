@@ -106,7 +106,7 @@ async def serve_member(
     storage = await SQLStorage.open(db_path, table_name)
     try:
         with _trace_sink(trace_path) as sink:
-            recorder = TraceRecorder(true_clock=time.monotonic, sink=sink)
+            recorder = TraceRecorder(true_clock=time.monotonic, sink=sink, keep=False)
             config = Config(
                 id=node_id,
                 name=node_id,

@@ -116,13 +116,20 @@ class TraceRecorder:
             :func:`time.monotonic`, which all processes of one host share on Linux.
         sink: Optional text stream; each event is also written to it as one JSON line
             (flushed), so a crashed process leaves its trace behind.
+        keep: Whether to keep events in memory (``events``); a long-running member that
+            only needs its sink sets it to ``False``.
     """
 
     def __init__(
-        self, true_clock: Callable[[], float] | None = None, sink: IO[str] | None = None
+        self,
+        true_clock: Callable[[], float] | None = None,
+        sink: IO[str] | None = None,
+        *,
+        keep: bool = True,
     ) -> None:
         self._true_clock = true_clock or time.monotonic
         self._sink = sink
+        self._keep = keep
         self.events: list[TraceEvent] = []
 
     def __call__(
@@ -130,7 +137,8 @@ class TraceRecorder:
     ) -> None:
         """Record one event."""
         event = TraceEvent(self._true_clock(), node, local_time, kind, dict(details))
-        self.events.append(event)
+        if self._keep:
+            self.events.append(event)
         if self._sink is not None:
             self._sink.write(json.dumps(event.to_dict()) + "\n")
             self._sink.flush()
