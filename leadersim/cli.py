@@ -37,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "member":
         return _member(args)
+    if args.command == "simulate":
+        return _simulate(args)
+    if args.command == "scenarios":
+        return _scenarios()
     return _demo(args)
 
 
@@ -92,7 +96,71 @@ def _parser() -> argparse.ArgumentParser:
         "--table", default=TABLE_NAME_ELECTION, help=f"table (default: {TABLE_NAME_ELECTION})"
     )
     member.add_argument("--seed", type=int, help="seed of the retry jitter")
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="run a scenario in the deterministic simulator and print its verdict",
+        description=(
+            "Run a catalogue scenario (see `leadersim scenarios`) or a YAML/TOML/JSON "
+            "scenario file in the simulator and print the one-line verdict."
+        ),
+    )
+    simulate.add_argument("scenario", help="a catalogue name or a scenario file")
+    simulate.add_argument("--seed", type=int, default=0, help="the seed (default: 0)")
+    simulate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set config.lease_duration=15 (JSON values)",
+    )
+    simulate.add_argument("--trace", type=Path, help="write the trace here as JSON lines")
+    commands.add_parser("scenarios", help="list the scenario catalogue")
     return parser
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from leadersim.errors import ConfigError, SafetyWarning
+    from leadersim.experiment import simulate
+
+    overrides: dict[str, object] = {}
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep:
+            print(f"leadersim: --set needs KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        try:
+            overrides[key] = json.loads(text)
+        except ValueError:
+            overrides[key] = text
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SafetyWarning)
+            result = simulate(args.scenario, seed=args.seed, **overrides)
+    except ConfigError as exc:
+        print(f"leadersim: {exc}", file=sys.stderr)
+        return 2
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if args.trace is not None:
+        args.trace.write_text(result.to_jsonl(), encoding="utf-8")
+    print(f"{result.name} seed={args.seed} ({result.end_time:g} s): {result.verdict.line()}")
+    return 0
+
+
+def _scenarios() -> int:
+    from leadersim.sim.scenarios import CATALOGUE
+
+    for entry in CATALOGUE.values():
+        variants = ", ".join(v for v in entry.variants if v != "base")
+        print(f"{entry.id:>4}  {entry.name:34} {entry.assumptions}")
+        print(f"      {entry.title}")
+        if variants:
+            print(f"      variants: {variants}")
+    return 0
 
 
 def _member_count(text: str) -> int:

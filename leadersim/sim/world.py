@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import random
+import re
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -201,7 +202,8 @@ class World:
                 logger=SIM_LOGGER,
             )
         for warning in caught:
-            message = str(warning.message)
+            # One warning per distinct config, not one per member.
+            message = re.sub(r" of member '[^']*'", "", str(warning.message))
             if message not in self._safety_warnings:
                 self._safety_warnings.append(message)
         holder.append(elector)
