@@ -99,6 +99,7 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
 
 _MEMO_SIZE = 4096
 _ENCODED: dict[Member, str] = {}
+_HEADS: dict[tuple[str, str, str, float], str] = {}
 _DECODED: dict[tuple[Any, ...], Member] = {}
 
 
@@ -138,7 +139,7 @@ class Member:
 
     def renewed(self, now_wall: datetime) -> Member:
         """Return a copy with ``renew_time`` set to ``now_wall`` (nanoseconds cleared)."""
-        return dataclasses.replace(self, renew_time=now_wall, renew_time_ns=0)
+        return Member(self.id, self.name, self.address, self.lease_duration, now_wall, 0)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The reference's JSON object for this member (``lease_duration`` in ns)."""
@@ -154,11 +155,21 @@ class Member:
         """This member's JSON object as compact text (memoised: members are immutable)."""
         text = _ENCODED.get(self)
         if text is None:
+            # Everything but the renew time rarely changes: encode it once per identity.
+            # (An RFC 3339 timestamp needs no JSON escaping.)
+            identity = (self.id, self.name, self.address, self.lease_duration)
+            head = _HEADS.get(identity)
+            if head is None:
+                if len(_HEADS) >= _MEMO_SIZE:
+                    _HEADS.clear()
+                fields = self.to_json_dict()
+                del fields["renew_time"]
+                body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+                head = _HEADS[identity] = body[:-1] + ',"renew_time":"'
             if len(_ENCODED) >= _MEMO_SIZE:
                 _ENCODED.clear()
-            text = _ENCODED[self] = json.dumps(
-                self.to_json_dict(), separators=(",", ":"), ensure_ascii=False
-            )
+            stamp = format_go_time(self.renew_time, self.renew_time_ns)
+            text = _ENCODED[self] = f'{head}{stamp}"}}'
         return text
 
     @classmethod
