@@ -203,11 +203,18 @@ class SQLStorage:
         label: str,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> SQLStorage:
+        pending = aiosqlite.connect(target, uri=uri, isolation_level=None, timeout=busy_timeout)
         try:
-            connection = await aiosqlite.connect(
-                target, uri=uri, isolation_level=None, timeout=busy_timeout
-            )
+            connection = await pending
         except sqlite3.Error as exc:
+            # After a failed connect aiosqlite stops its worker thread in the background,
+            # and that thread reports back to this loop: let it finish while the loop still
+            # runs, or it dies with "Event loop is closed" when the caller exits right away.
+            worker = getattr(pending, "_thread", None)
+            for _ in range(1000):
+                if worker is None or not worker.is_alive():
+                    break
+                await asyncio.sleep(0.001)
             raise StorageUnavailableError(f"cannot open SQLite database {label!r}: {exc}") from exc
         storage = cls(connection, statements, owns_connection=True, label=label)
         try:
