@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -38,6 +39,12 @@ class Clock(Protocol):
 
     def timeout(self, duration: float) -> AbstractAsyncContextManager[object]:
         """A context manager raising ``TimeoutError`` after ``duration`` of this clock."""
+        ...
+
+    def call_later(
+        self, duration: float, callback: Callable[..., object], *args: object
+    ) -> asyncio.TimerHandle:
+        """Run ``callback(*args)`` on the running loop after ``duration`` of this clock."""
         ...
 
 
@@ -68,6 +75,12 @@ class RealClock:
     def timeout(self, duration: float) -> AbstractAsyncContextManager[object]:
         """``asyncio.timeout(duration)``."""
         return asyncio.timeout(duration)
+
+    def call_later(
+        self, duration: float, callback: Callable[..., object], *args: object
+    ) -> asyncio.TimerHandle:
+        """``loop.call_later(duration, callback, *args)`` on the running loop."""
+        return asyncio.get_running_loop().call_later(duration, callback, *args)
 
     def __repr__(self) -> str:
         return "RealClock()"

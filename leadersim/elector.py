@@ -110,7 +110,7 @@ class Elector:
         self._believed_leader = False
         self._resign_until = -math.inf
         self._resign_requests: collections.deque[_ResignRequest] = collections.deque()
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Future[None] | None = None
         self._changed = asyncio.Event()
         self._callback_task: asyncio.Task[None] | None = None
         self._running = False
@@ -278,12 +278,16 @@ class Elector:
     async def _wait_next_round(self) -> None:
         """Wait for the renew interval or a resign request (handled, then renew at once)."""
         if not self._resign_requests:
-            self._wakeup.clear()
+            # A future resolved by a timer or by resign_leader: no exception on the common
+            # path (this runs once per renew interval on every member).
+            wakeup = asyncio.get_running_loop().create_future()
+            timer = self._clock.call_later(self._config.renew_interval, _resolve, wakeup)
+            self._wakeup = wakeup
             try:
-                async with self._clock.timeout(self._config.renew_interval):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                return
+                await wakeup
+            finally:
+                timer.cancel()
+                self._wakeup = None
         while self._resign_requests:
             request = self._resign_requests.popleft()
             if not request.reply.done():  # the caller may have given up
@@ -380,7 +384,8 @@ class Elector:
             raise ConfigError(f"resign duration must not be negative, got {duration!r}")
         request = _ResignRequest(float(duration), asyncio.get_running_loop().create_future())
         self._resign_requests.append(request)
-        self._wakeup.set()
+        if self._wakeup is not None:
+            _resolve(self._wakeup)
         try:
             async with self._clock.timeout(RESIGN_TIMEOUT):
                 await request.reply
@@ -467,6 +472,11 @@ class Elector:
     def __repr__(self) -> str:
         role = "leader" if self.is_leader() else "follower"
         return f"<Elector id={self.id!r} {role} members={member_ids(self._observed.members)}>"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _describe(exc: BaseException | None) -> str | None:

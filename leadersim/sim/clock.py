@@ -64,6 +64,9 @@ class NodeClock:
         """Change the rate error from now on (the reading stays continuous)."""
         now = self._true_time()
         self._base_local = self.monotonic()
+        # Keep the wall reading continuous too: what the old rate gained or lost so far
+        # becomes part of the wall offset (only step_wall steps a wall clock).
+        self.wall_offset += (now - self._base_true) * (self._rate - 1.0)
         self._base_true = now
         self._rate = 1.0 + ppm * 1e-6
 
@@ -92,6 +95,12 @@ class NodeClock:
     def timeout(self, duration: float) -> AbstractAsyncContextManager[object]:
         """``asyncio.timeout`` of ``duration`` local seconds."""
         return asyncio.timeout(duration / self._rate)
+
+    def call_later(
+        self, duration: float, callback: Callable[..., object], *args: object
+    ) -> asyncio.TimerHandle:
+        """Run ``callback(*args)`` after ``duration`` local seconds."""
+        return asyncio.get_running_loop().call_later(duration / self._rate, callback, *args)
 
     def __repr__(self) -> str:
         return f"<NodeClock drift={self.drift_ppm:g}ppm wall_offset={self.wall_offset:g}s>"
