@@ -135,6 +135,10 @@ class SimLoop(asyncio.BaseEventLoop):
         self.env = env if env is not None else simpy.Environment()
         self._selector = _SimPySelector(self)
         self._clock_resolution = 1e-9
+        # Crashed incarnations, kept (with their tasks) as long as the loop: a caller that
+        # drops its tag (a restart replaces it) must not let the garbage collector close
+        # the dropped coroutines during the run, which would run their `finally` clauses.
+        self._crashed: list[NodeTag] = []
 
     # -- time ---------------------------------------------------------------------
 
@@ -241,6 +245,7 @@ class SimLoop(asyncio.BaseEventLoop):
         tag.crashed = True
         tag.paused = False
         tag.held.clear()
+        self._crashed.append(tag)
         for task in tag.tasks:
             task._log_destroy_pending = False  # type: ignore[attr-defined]
 
