@@ -1,24 +1,29 @@
-"""The elector on the real asyncio clock against SQLStorage.
+"""The reference elector tests, in three worlds: real asyncio on SQLite, and the simulator.
 
 Ports of the reference elector tests (tiflow ``pkg/election/elector_test.go``), with the
 reference config: lease 1 s, renew interval 0.1 s, renew deadline 0.9 s. Every case runs
-five electors on one database, twice: on one shared in-memory database (a connection per
-elector) and on one SQLite file (a connection per elector).
+five electors on one record, three times (see ``tests/worlds.py``): on the real asyncio
+clock against one shared in-memory SQLite database and against one SQLite file (a
+connection per elector), and in the simulator (a SimPy-clocked loop, one simulated storage
+server with a client per elector, a node clock per elector, each elector its own node).
+The same :class:`~leadersim.Elector` class, the same leader callbacks written in plain
+asyncio, and the same assertions serve all three.
 
-Time bounds are generous; where a rule is about time (a lease that must run out, a resign
-window) the test reads the trace, stamped with ``time.monotonic`` like the loop's clock.
+Each test is a plain function that hands an ``async`` body to its world. Time bounds are
+generous; where a rule is about time (a lease that must run out, a resign window) the
+test reads the trace, stamped with the world's true time (the host's monotonic clock, or
+the simulator's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from worlds import WORLDS, World, make_world
 
 from leadersim import (
     Config,
@@ -28,7 +33,7 @@ from leadersim import (
     Member,
     Record,
     RenewFailedError,
-    SQLStorage,
+    Storage,
     StorageError,
     TraceEvent,
     TraceRecorder,
@@ -42,7 +47,6 @@ MEMBERS = 5
 #: observer's read and the writer's trace event cannot be taken at the same instant).
 SLACK = 0.02
 
-StorageOpener = Callable[[], Awaitable[SQLStorage]]
 CallbackFactory = Callable[[str], LeaderCallback]
 
 
@@ -52,7 +56,7 @@ CallbackFactory = Callable[[str], LeaderCallback]
 class FailSwitchStorage:
     """Test-only wrapper: passes calls to a real storage until told to fail."""
 
-    def __init__(self, inner: SQLStorage) -> None:
+    def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.failing = False
 
@@ -89,15 +93,14 @@ class CallbackLog:
 
 
 class Cluster:
-    """Five electors, each with its own connection to one database, plus their trace."""
+    """Five electors, each with its own storage of one record, plus their trace."""
 
-    def __init__(self, open_storage: StorageOpener) -> None:
-        self._open_storage = open_storage
-        self.trace = TraceRecorder(time.monotonic)
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.trace = TraceRecorder(world.now)
         self.log = CallbackLog()
         self.electors: dict[str, Elector] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.storages: list[SQLStorage] = []
         self.switches: dict[str, FailSwitchStorage] = {}
 
     async def start(
@@ -111,9 +114,8 @@ class Cluster:
         callback = callback or self.log.wait_forever
         for index in range(MEMBERS):
             member_id = f"elector-{index}"
-            real = await self._open_storage()
-            self.storages.append(real)
-            storage: SQLStorage | FailSwitchStorage = real
+            real = await self.world.open_storage(member_id)
+            storage: Storage = real
             if fail_switch:
                 storage = self.switches[member_id] = FailSwitchStorage(real)
             settings = Config(
@@ -127,11 +129,11 @@ class Cluster:
                 renew_deadline=DEADLINE,
                 **config,
             )
-            self.electors[member_id] = Elector(settings, observer=self.trace, seed=index)
-        for member_id, elector in self.electors.items():
-            self.tasks[member_id] = asyncio.create_task(
-                elector.run_election(), name=f"test-run-election-{member_id}"
+            self.electors[member_id] = Elector(
+                settings, clock=self.world.clock(member_id), observer=self.trace, seed=index
             )
+        for member_id, elector in self.electors.items():
+            self.tasks[member_id] = self.world.spawn(member_id, elector.run_election())
 
     def running(self) -> list[str]:
         return [member_id for member_id, task in self.tasks.items() if not task.done()]
@@ -166,8 +168,7 @@ class Cluster:
                 await task
 
     async def close_storages(self) -> None:
-        for storage in self.storages:
-            await storage.close()
+        await self.world.close_storages()
 
     async def aclose(self) -> None:
         # Heal injected failures first, so releasing on cancellation does not spend its
@@ -216,357 +217,378 @@ async def eventually(predicate: Callable[[], bool], *, within: float, what: str)
         pytest.fail(f"{what}: not within {within:g} s")
 
 
-@pytest.fixture(params=["memory", "file"])
-def open_storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageOpener:
-    """Opens a new connection to this test's database (shared in-memory, or a file)."""
-    if request.param == "memory":
-        db_name = f"test-elector-{uuid.uuid4().hex}"
-        return lambda: SQLStorage.in_memory(db_name)
-    path = tmp_path / "election.db"
-    return lambda: SQLStorage.open(path)
+@pytest.fixture(params=WORLDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
+    """The world this test runs in: real (in-memory or file SQLite) or simulated."""
+    return make_world(request.param, tmp_path)
 
 
-@pytest.fixture
-async def cluster(open_storage: StorageOpener) -> AsyncIterator[Cluster]:
-    group = Cluster(open_storage)
-    try:
-        yield group
-    finally:
-        await group.aclose()
+def run_with_cluster(world: World, body: Callable[[Cluster], Awaitable[None]]) -> None:
+    """Run ``body`` with a fresh cluster in ``world``; stop the cluster afterwards."""
+
+    async def main() -> None:
+        cluster = Cluster(world)
+        try:
+            await body(cluster)
+        finally:
+            await cluster.aclose()
+
+    world.run(main)
 
 
 # ---------------------------------------------------------------------------- 1. basic
 
 
-async def test_five_members_elect_one_leader_and_shrink_as_each_leader_leaves(
-    cluster: Cluster,
-) -> None:
-    await cluster.start()
-    everyone = list(cluster.electors)
+def test_five_members_elect_one_leader_and_shrink_as_each_leader_leaves(world: World) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.start()
+        everyone = list(cluster.electors)
 
-    def complete() -> bool:
-        return cluster.agreed_leader() is not None and all(
-            len(e.get_members()) == MEMBERS for e in cluster.electors.values()
-        )
+        def complete() -> bool:
+            return cluster.agreed_leader() is not None and all(
+                len(e.get_members()) == MEMBERS for e in cluster.electors.values()
+            )
 
-    await eventually(complete, within=3, what="a leader known to all and 5 members each")
-    leader = cluster.agreed_leader()
-    assert leader is not None
-    await eventually(lambda: bool(cluster.log.started), within=1, what="leader callback")
-    # Only the leader's callback has run, and it was the first to run.
-    assert cluster.log.started == [leader]
-    assert cluster.electors[leader].is_leader()
-    assert [m for m in everyone if cluster.electors[m].is_leader()] == [leader]
-    for elector in cluster.electors.values():
-        members = sorted(elector.get_members(), key=lambda m: m.id)
-        assert [(m.id, m.name, m.address) for m in members] == [
-            (f"elector-{i}", f"name-{i}", f"127.0.0.1:1024{i}") for i in range(MEMBERS)
-        ]
-        assert all(m.lease_duration == LEASE for m in members)
+        await eventually(complete, within=3, what="a leader known to all and 5 members each")
+        leader = cluster.agreed_leader()
+        assert leader is not None
+        await eventually(lambda: bool(cluster.log.started), within=1, what="leader callback")
+        # Only the leader's callback has run, and it was the first to run.
+        assert cluster.log.started == [leader]
+        assert cluster.electors[leader].is_leader()
+        assert [m for m in everyone if cluster.electors[m].is_leader()] == [leader]
+        for elector in cluster.electors.values():
+            members = sorted(elector.get_members(), key=lambda m: m.id)
+            assert [(m.id, m.name, m.address) for m in members] == [
+                (f"elector-{i}", f"name-{i}", f"127.0.0.1:1024{i}") for i in range(MEMBERS)
+            ]
+            assert all(m.lease_duration == LEASE for m in members)
 
-    leaders = [leader]
-    while len(cluster.running()) > 1:
-        gone = leaders[-1]
-        await cluster.stop(gone)
-        survivors = cluster.running()
+        leaders = [leader]
+        while len(cluster.running()) > 1:
+            gone = leaders[-1]
+            await cluster.stop(gone)
+            survivors = cluster.running()
 
-        def shrunk(survivors: list[str] = survivors, gone: str = gone) -> bool:
-            return all(
-                sorted(m.id for m in cluster.electors[s].get_members()) == survivors
-                for s in survivors
-            ) and cluster.agreed_leader(survivors) not in (None, gone)
+            def shrunk(survivors: list[str] = survivors, gone: str = gone) -> bool:
+                return all(
+                    sorted(m.id for m in cluster.electors[s].get_members()) == survivors
+                    for s in survivors
+                ) and cluster.agreed_leader(survivors) not in (None, gone)
 
-        # A member that leaves removes itself: survivors see it at their next renewal
-        # (every 0.1 s), well before its 1 s lease could have run out.
-        await eventually(shrunk, within=1.5, what=f"survivors dropping {gone} and re-electing")
-        new_leader = cluster.agreed_leader(survivors)
-        assert new_leader in survivors
-        await eventually(
-            lambda new_leader=new_leader: cluster.log.started[-1:] == [new_leader],
-            within=1,
-            what=f"{new_leader}'s callback starting",
-        )
-        leaders.append(new_leader)
-        assert cluster.events(EventKind.RELEASE, gone)[-1].details["removed_self"] is True
+            # A member that leaves removes itself: survivors see it at their next renewal
+            # (every 0.1 s), well before its 1 s lease could have run out.
+            await eventually(shrunk, within=1.5, what=f"survivors dropping {gone} and re-electing")
+            new_leader = cluster.agreed_leader(survivors)
+            assert new_leader in survivors
+            await eventually(
+                lambda new_leader=new_leader: cluster.log.started[-1:] == [new_leader],
+                within=1,
+                what=f"{new_leader}'s callback starting",
+            )
+            leaders.append(new_leader)
+            assert cluster.events(EventKind.RELEASE, gone)[-1].details["removed_self"] is True
 
-    # Each leader's callback ran once, in the order leadership moved, and no other did.
-    assert cluster.log.started == leaders
-    assert sorted(leaders) == sorted(everyone)
-    # Nobody had to wait for a lease to run out: every departure was a release.
-    assert cluster.events(EventKind.MEMBER_EXPIRED) == []
+        # Each leader's callback ran once, in the order leadership moved, and no other did.
+        assert cluster.log.started == leaders
+        assert sorted(leaders) == sorted(everyone)
+        # Nobody had to wait for a lease to run out: every departure was a release.
+        assert cluster.events(EventKind.MEMBER_EXPIRED) == []
+
+    run_with_cluster(world, body)
 
 
 # ---------------------------------------------------------------------------- 2. resign
 
 
-async def test_resigned_leader_hands_over_and_does_not_campaign_within_its_window(
-    cluster: Cluster,
-) -> None:
-    window = 2.0
-    await cluster.start()
-    old = await cluster.wait_agreed_leader(within=3)
-    await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
+def test_resigned_leader_hands_over_and_does_not_campaign_within_its_window(world: World) -> None:
+    async def body(cluster: Cluster) -> None:
+        window = 2.0
+        await cluster.start()
+        old = await cluster.wait_agreed_leader(within=3)
+        await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
 
-    resigned_at = time.monotonic()
-    async with asyncio.timeout(6):
-        await cluster.electors[old].resign_leader(window)
-    # The slot was cleared in storage before the call returned.
-    assert not cluster.electors[old].is_leader()
-    await eventually(
-        lambda: old in cluster.log.cancelled, within=1, what="resigned leader's callback stop"
-    )
-    new = await cluster.wait_agreed_leader(within=2, other_than=old)
-    assert cluster.electors[new].is_leader()
-    assert cluster.events(EventKind.CALLBACK_CANCELLED, old)[-1].details["reason"] == "resign"
+        resigned_at = cluster.world.now()
+        async with asyncio.timeout(6):
+            await cluster.electors[old].resign_leader(window)
+        # The slot was cleared in storage before the call returned.
+        assert not cluster.electors[old].is_leader()
+        await eventually(
+            lambda: old in cluster.log.cancelled, within=1, what="resigned leader's callback stop"
+        )
+        new = await cluster.wait_agreed_leader(within=2, other_than=old)
+        assert cluster.electors[new].is_leader()
+        assert cluster.events(EventKind.CALLBACK_CANCELLED, old)[-1].details["reason"] == "resign"
 
-    # Leave the old leader alone with an empty slot: it must not take it until its
-    # window has passed, and then it must.
-    await asyncio.gather(*(cluster.stop(m) for m in cluster.running() if m != old))
-    await eventually(
-        lambda: cluster.electors[old].is_leader(), within=window + 3, what="re-election"
-    )
-    saw_empty_slot = [
-        e
-        for e in cluster.events(EventKind.RENEW_OK, old, after=resigned_at)
-        if e.details["leader_id"] == "" and e.true_time < resigned_at + window
-    ]
-    assert saw_empty_slot, "the other members did not leave within the resign window"
-    came_back = cluster.events(EventKind.BECAME_LEADER, old, after=resigned_at)
-    assert came_back[0].true_time >= resigned_at + window
-    assert cluster.log.started[-1] == old
+        # Leave the old leader alone with an empty slot: it must not take it until its
+        # window has passed, and then it must.
+        await asyncio.gather(*(cluster.stop(m) for m in cluster.running() if m != old))
+        await eventually(
+            lambda: cluster.electors[old].is_leader(), within=window + 3, what="re-election"
+        )
+        saw_empty_slot = [
+            e
+            for e in cluster.events(EventKind.RENEW_OK, old, after=resigned_at)
+            if e.details["leader_id"] == "" and e.true_time < resigned_at + window
+        ]
+        assert saw_empty_slot, "the other members did not leave within the resign window"
+        came_back = cluster.events(EventKind.BECAME_LEADER, old, after=resigned_at)
+        assert came_back[0].true_time >= resigned_at + window
+        assert cluster.log.started[-1] == old
+
+    run_with_cluster(world, body)
 
 
 # ---------------------------------------------------------------------------- 3. renew failure
 
 
-async def test_leader_whose_storage_fails_steps_down_and_is_replaced_only_after_its_lease(
-    cluster: Cluster,
+def test_leader_whose_storage_fails_steps_down_and_is_replaced_only_after_its_lease(
+    world: World,
 ) -> None:
-    await cluster.start(fail_switch=True)
-    old = await cluster.wait_agreed_leader(within=3)
-    await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
-    others = [m for m in cluster.electors if m != old]
+    async def body(cluster: Cluster) -> None:
+        await cluster.start(fail_switch=True)
+        old = await cluster.wait_agreed_leader(within=3)
+        await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
+        others = [m for m in cluster.electors if m != old]
 
-    failed_at = time.monotonic()
-    cluster.switches[old].failing = True
-    new = await cluster.wait_agreed_leader(within=4, member_ids=others, other_than=old)
-    await eventually(
-        lambda: old in cluster.log.cancelled, within=2, what="failing leader's callback stop"
-    )
-    await eventually(
-        lambda: (
-            not cluster.electors[old].is_leader() and cluster.electors[old].get_leader() is None
-        ),
-        within=2,
-        what="failing leader no longer believing anyone leads",
-    )
+        failed_at = cluster.world.now()
+        cluster.switches[old].failing = True
+        new = await cluster.wait_agreed_leader(within=4, member_ids=others, other_than=old)
+        await eventually(
+            lambda: old in cluster.log.cancelled, within=2, what="failing leader's callback stop"
+        )
+        await eventually(
+            lambda: (
+                not cluster.electors[old].is_leader() and cluster.electors[old].get_leader() is None
+            ),
+            within=2,
+            what="failing leader no longer believing anyone leads",
+        )
 
-    last_renewal = cluster.events(EventKind.RENEW_OK, old)[-1].true_time
-    gave_up = cluster.events(EventKind.RENEW_FAILED, old)[0]
-    assert "injected: connection error" in str(gave_up.details["error"])
-    stop = cluster.events(EventKind.CALLBACK_CANCELLED, old)[0]
-    assert stop.details["reason"] == "renew_failed"
-    assert stop.true_time >= last_renewal + DEADLINE - SLACK
+        last_renewal = cluster.events(EventKind.RENEW_OK, old)[-1].true_time
+        gave_up = cluster.events(EventKind.RENEW_FAILED, old)[0]
+        assert "injected: connection error" in str(gave_up.details["error"])
+        stop = cluster.events(EventKind.CALLBACK_CANCELLED, old)[0]
+        assert stop.details["reason"] == "renew_failed"
+        assert stop.true_time >= last_renewal + DEADLINE - SLACK
 
-    # Nobody took over before the failing leader's lease ran out as the taker saw it.
-    takeovers = [
-        e
-        for kind in (EventKind.BECAME_LEADER, EventKind.CALLBACK_STARTED)
-        for e in cluster.events(kind, after=failed_at)
-        if e.node != old
-    ]
-    assert new in {e.node for e in takeovers}
-    assert min(e.true_time for e in takeovers) >= last_renewal + LEASE - SLACK
-    expired = cluster.events(EventKind.MEMBER_EXPIRED)
-    assert [(e.details["member"], e.details["was_leader"]) for e in expired][:1] == [(old, True)]
-    await eventually(
-        lambda: all(old not in {m.id for m in cluster.electors[o].get_members()} for o in others),
-        within=2,
-        what="survivors pruning the failed member",
-    )
+        # Nobody took over before the failing leader's lease ran out as the taker saw it.
+        takeovers = [
+            e
+            for kind in (EventKind.BECAME_LEADER, EventKind.CALLBACK_STARTED)
+            for e in cluster.events(kind, after=failed_at)
+            if e.node != old
+        ]
+        assert new in {e.node for e in takeovers}
+        assert min(e.true_time for e in takeovers) >= last_renewal + LEASE - SLACK
+        expired = cluster.events(EventKind.MEMBER_EXPIRED)
+        assert [(e.details["member"], e.details["was_leader"]) for e in expired][:1] == [
+            (old, True)
+        ]
+        await eventually(
+            lambda: all(
+                old not in {m.id for m in cluster.electors[o].get_members()} for o in others
+            ),
+            within=2,
+            what="survivors pruning the failed member",
+        )
+
+    run_with_cluster(world, body)
 
 
-async def test_exit_on_renew_fail_raises_renew_failed_chaining_the_storage_error(
-    cluster: Cluster,
-) -> None:
-    await cluster.start(fail_switch=True, exit_on_renew_fail=True)
-    old = await cluster.wait_agreed_leader(within=3)
+def test_exit_on_renew_fail_raises_renew_failed_chaining_the_storage_error(world: World) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.start(fail_switch=True, exit_on_renew_fail=True)
+        old = await cluster.wait_agreed_leader(within=3)
 
-    cluster.switches[old].failing = True
-    async with asyncio.timeout(5):
-        with pytest.raises(RenewFailedError) as raised:
-            await cluster.tasks[old]
-    assert isinstance(raised.value.__cause__, StorageError)
-    assert str(raised.value.__cause__) == "injected: connection error"
-    # The callback was stopped before run_election gave up; the others carry on.
-    assert old in cluster.log.cancelled
-    await cluster.wait_agreed_leader(within=3, other_than=old)
+        cluster.switches[old].failing = True
+        async with asyncio.timeout(5):
+            with pytest.raises(RenewFailedError) as raised:
+                await cluster.tasks[old]
+        assert isinstance(raised.value.__cause__, StorageError)
+        assert str(raised.value.__cause__) == "injected: connection error"
+        # The callback was stopped before run_election gave up; the others carry on.
+        assert old in cluster.log.cancelled
+        await cluster.wait_agreed_leader(within=3, other_than=old)
+
+    run_with_cluster(world, body)
 
 
 # ---------------------------------------------------------------------------- 4. callback exit
 
 
 @pytest.mark.parametrize("how", ["returned", "raised"])
-async def test_leader_whose_callback_exits_gives_up_the_slot_for_a_new_election(
-    cluster: Cluster, how: str
+def test_leader_whose_callback_exits_gives_up_the_slot_for_a_new_election(
+    world: World,
+    how: str,
 ) -> None:
-    leave = asyncio.Event()
+    async def body(cluster: Cluster) -> None:
+        leave = asyncio.Event()
 
-    def callback(member_id: str) -> LeaderCallback:
-        async def lead() -> None:
-            first = not cluster.log.started
-            cluster.log.started.append(member_id)
-            if first:
-                await leave.wait()
-                if how == "raised":
-                    raise RuntimeError("boom")
-                return
-            await asyncio.get_running_loop().create_future()
+        def callback(member_id: str) -> LeaderCallback:
+            async def lead() -> None:
+                first = not cluster.log.started
+                cluster.log.started.append(member_id)
+                if first:
+                    await leave.wait()
+                    if how == "raised":
+                        raise RuntimeError("boom")
+                    return
+                await asyncio.get_running_loop().create_future()
 
-        return lead
+            return lead
 
-    await cluster.start(callback)
-    old = await cluster.wait_agreed_leader(within=3)
-    await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
+        await cluster.start(callback)
+        old = await cluster.wait_agreed_leader(within=3)
+        await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
 
-    leave.set()
-    await eventually(lambda: len(cluster.log.started) == 2, within=3, what="a new callback")
-    winner = cluster.log.started[1]
+        leave.set()
+        await eventually(lambda: len(cluster.log.started) == 2, within=3, what="a new callback")
+        winner = cluster.log.started[1]
 
-    stopped = cluster.events(EventKind.CALLBACK_STOPPED, old)[0]
-    assert stopped.details["reason"] == how
-    if how == "raised":
-        assert stopped.details["error"] == "RuntimeError: boom"
-    released = [
-        e
-        for e in cluster.events(EventKind.RELEASE, old, after=stopped.true_time)
-        if e.details["ok"] and e.details["leader_changed"]
-    ]
-    assert released, "the slot was not cleared after the callback exited"
-    won = cluster.events(EventKind.BECAME_LEADER, winner, after=released[0].true_time)
-    assert won
-    started = cluster.events(EventKind.CALLBACK_STARTED, winner, after=won[0].true_time)
-    assert started
-    assert await cluster.wait_agreed_leader(within=2) == winner
+        stopped = cluster.events(EventKind.CALLBACK_STOPPED, old)[0]
+        assert stopped.details["reason"] == how
+        if how == "raised":
+            assert stopped.details["error"] == "RuntimeError: boom"
+        released = [
+            e
+            for e in cluster.events(EventKind.RELEASE, old, after=stopped.true_time)
+            if e.details["ok"] and e.details["leader_changed"]
+        ]
+        assert released, "the slot was not cleared after the callback exited"
+        won = cluster.events(EventKind.BECAME_LEADER, winner, after=released[0].true_time)
+        assert won
+        started = cluster.events(EventKind.CALLBACK_STARTED, winner, after=won[0].true_time)
+        assert started
+        assert await cluster.wait_agreed_leader(within=2) == winner
+
+    run_with_cluster(world, body)
 
 
 # ---------------------------------------------------------------------------- 5. cancellation
 
 
-async def test_cancelled_leader_releases_so_a_follower_takes_over_well_within_a_lease(
-    cluster: Cluster,
+def test_cancelled_leader_releases_so_a_follower_takes_over_well_within_a_lease(
+    world: World,
 ) -> None:
-    await cluster.start()
-    old = await cluster.wait_agreed_leader(within=3)
-    await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
+    async def body(cluster: Cluster) -> None:
+        await cluster.start()
+        old = await cluster.wait_agreed_leader(within=3)
+        await eventually(lambda: cluster.log.started == [old], within=1, what="first callback")
 
-    cancelled_at = time.monotonic()
-    await cluster.stop(old)
-    # run_election returned only after its callback had stopped.
-    assert cluster.log.cancelled == [old]
-    new = await cluster.wait_agreed_leader(within=3, other_than=old)
+        cancelled_at = cluster.world.now()
+        await cluster.stop(old)
+        # run_election returned only after its callback had stopped.
+        assert cluster.log.cancelled == [old]
+        new = await cluster.wait_agreed_leader(within=3, other_than=old)
 
-    took_over = cluster.events(EventKind.BECAME_LEADER, new, after=cancelled_at)[0]
-    # Release, then the next renewal round (0.1 s): far sooner than a 1 s lease expiry.
-    assert took_over.true_time - cancelled_at < INTERVAL + 0.6
-    release = cluster.events(EventKind.RELEASE, old, after=cancelled_at)[0]
-    assert release.details["ok"]
-    assert release.details["leader_changed"]
-    assert cluster.events(EventKind.MEMBER_EXPIRED) == []
+        took_over = cluster.events(EventKind.BECAME_LEADER, new, after=cancelled_at)[0]
+        # Release, then the next renewal round (0.1 s): far sooner than a 1 s lease expiry.
+        assert took_over.true_time - cancelled_at < INTERVAL + 0.6
+        release = cluster.events(EventKind.RELEASE, old, after=cancelled_at)[0]
+        assert release.details["ok"]
+        assert release.details["leader_changed"]
+        assert cluster.events(EventKind.MEMBER_EXPIRED) == []
+
+    run_with_cluster(world, body)
 
 
 # ---------------------------------------------------------------------------- 6. plain asyncio
 
 
-async def test_leader_callback_written_in_plain_asyncio_runs_and_is_cancelled_cleanly(
-    cluster: Cluster,
+def test_leader_callback_written_in_plain_asyncio_runs_and_is_cancelled_cleanly(
+    world: World,
 ) -> None:
-    handled: dict[str, list[int]] = {}
-    timeouts: dict[str, int] = {}
-    producers: dict[str, asyncio.Task[None]] = {}
-    cleaned_up: list[str] = []
+    async def body(cluster: Cluster) -> None:
+        handled: dict[str, list[int]] = {}
+        timeouts: dict[str, int] = {}
+        producers: dict[str, asyncio.Task[None]] = {}
+        cleaned_up: list[str] = []
 
-    def callback(member_id: str) -> LeaderCallback:
-        async def lead() -> None:
-            queue: asyncio.Queue[int] = asyncio.Queue()
+        def callback(member_id: str) -> LeaderCallback:
+            async def lead() -> None:
+                queue: asyncio.Queue[int] = asyncio.Queue()
 
-            async def produce() -> None:
-                for item in range(1_000_000):
-                    await asyncio.sleep(0.01)
-                    await queue.put(item)
+                async def produce() -> None:
+                    for item in range(1_000_000):
+                        await asyncio.sleep(0.01)
+                        await queue.put(item)
 
-            try:
-                async with asyncio.TaskGroup() as group:
-                    producers[member_id] = group.create_task(produce())
-                    while True:
-                        async with asyncio.timeout(1.0):
-                            item = await queue.get()
-                        handled.setdefault(member_id, []).append(item)
-                        # A timeout of the callback's own must stay the callback's.
-                        try:
-                            async with asyncio.timeout(0.001):
-                                await asyncio.Event().wait()
-                        except TimeoutError:
-                            timeouts[member_id] = timeouts.get(member_id, 0) + 1
-            finally:
-                cleaned_up.append(member_id)
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        producers[member_id] = group.create_task(produce())
+                        while True:
+                            async with asyncio.timeout(1.0):
+                                item = await queue.get()
+                            handled.setdefault(member_id, []).append(item)
+                            # A timeout of the callback's own must stay the callback's.
+                            try:
+                                async with asyncio.timeout(0.001):
+                                    await asyncio.Event().wait()
+                            except TimeoutError:
+                                timeouts[member_id] = timeouts.get(member_id, 0) + 1
+                finally:
+                    cleaned_up.append(member_id)
 
-        return lead
+            return lead
 
-    await cluster.start(callback)
-    old = await cluster.wait_agreed_leader(within=3)
-    await eventually(
-        lambda: len(handled.get(old, [])) >= 5 and timeouts.get(old, 0) >= 5,
-        within=3,
-        what="the callback doing its work",
-    )
+        await cluster.start(callback)
+        old = await cluster.wait_agreed_leader(within=3)
+        await eventually(
+            lambda: len(handled.get(old, [])) >= 5 and timeouts.get(old, 0) >= 5,
+            within=3,
+            what="the callback doing its work",
+        )
 
-    async with asyncio.timeout(6):
-        await cluster.electors[old].resign_leader(30)
-    await eventually(lambda: old in cleaned_up, within=2, what="callback cleanup")
-    stopped = cluster.events(EventKind.CALLBACK_STOPPED, old)
-    assert [e.details["reason"] for e in stopped] == ["cancelled"]
-    assert producers[old].cancelled()
-    done = len(handled[old])
-    # The new leader's copy works the same; the old one does nothing more.
-    new = await cluster.wait_agreed_leader(within=3, other_than=old)
-    await eventually(lambda: len(handled.get(new, [])) >= 5, within=3, what="new leader work")
-    assert len(handled[old]) == done
-    # The resigned member keeps following normally.
-    assert not cluster.tasks[old].done()
-    assert cluster.electors[old].get_leader() is not None
+        async with asyncio.timeout(6):
+            await cluster.electors[old].resign_leader(30)
+        await eventually(lambda: old in cleaned_up, within=2, what="callback cleanup")
+        stopped = cluster.events(EventKind.CALLBACK_STOPPED, old)
+        assert [e.details["reason"] for e in stopped] == ["cancelled"]
+        assert producers[old].cancelled()
+        done = len(handled[old])
+        # The new leader's copy works the same; the old one does nothing more.
+        new = await cluster.wait_agreed_leader(within=3, other_than=old)
+        await eventually(lambda: len(handled.get(new, [])) >= 5, within=3, what="new leader work")
+        assert len(handled[old]) == done
+        # The resigned member keeps following normally.
+        assert not cluster.tasks[old].done()
+        assert cluster.electors[old].get_leader() is not None
+
+    run_with_cluster(world, body)
 
 
 # ---------------------------------------------------------------------------- 7. queries
 
 
-async def test_queries_answer_from_the_cached_record_after_storage_is_closed(
-    cluster: Cluster,
-) -> None:
-    # exit_on_renew_fail stops each elector without a release once its storage is gone,
-    # so every elector keeps the record it last read.
-    await cluster.start(exit_on_renew_fail=True)
-    everyone = sorted(cluster.electors)
+def test_queries_answer_from_the_cached_record_after_storage_is_closed(world: World) -> None:
+    async def body(cluster: Cluster) -> None:
+        # exit_on_renew_fail stops each elector without a release once its storage is gone,
+        # so every elector keeps the record it last read.
+        await cluster.start(exit_on_renew_fail=True)
+        everyone = sorted(cluster.electors)
 
-    def complete() -> bool:
-        return cluster.agreed_leader() is not None and all(
-            len(e.get_members()) == MEMBERS for e in cluster.electors.values()
-        )
+        def complete() -> bool:
+            return cluster.agreed_leader() is not None and all(
+                len(e.get_members()) == MEMBERS for e in cluster.electors.values()
+            )
 
-    await eventually(complete, within=3, what="a leader known to all and 5 members each")
-    await cluster.close_storages()
-    leader = cluster.agreed_leader(everyone)
-    assert leader is not None
-    assert [m for m in everyone if cluster.electors[m].is_leader()] == [leader]
+        await eventually(complete, within=3, what="a leader known to all and 5 members each")
+        await cluster.close_storages()
+        leader = cluster.agreed_leader(everyone)
+        assert leader is not None
+        assert [m for m in everyone if cluster.electors[m].is_leader()] == [leader]
 
-    async with asyncio.timeout(5):
-        results = await asyncio.gather(*cluster.tasks.values(), return_exceptions=True)
-    assert all(isinstance(r, RenewFailedError) for r in results), results
-    assert all(isinstance(r.__cause__, StorageError) for r in results)
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(*cluster.tasks.values(), return_exceptions=True)
+        assert all(isinstance(r, RenewFailedError) for r in results), results
+        assert all(isinstance(r.__cause__, StorageError) for r in results)
 
-    # Once the lease has run out locally, no one is leader, yet the members remain.
-    await asyncio.sleep(LEASE + SLACK)
-    for elector in cluster.electors.values():
-        assert not elector.is_leader()
-        assert elector.get_leader() is None
-        assert sorted(m.id for m in elector.get_members()) == everyone
+        # Once the lease has run out locally, no one is leader, yet the members remain.
+        await asyncio.sleep(LEASE + SLACK)
+        for elector in cluster.electors.values():
+            assert not elector.is_leader()
+            assert elector.get_leader() is None
+            assert sorted(m.id for m in elector.get_members()) == everyone
+
+    run_with_cluster(world, body)
