@@ -233,6 +233,9 @@ class StorageServer:
             self._emit(record, "timeout")
         elif error is not None:
             future.set_exception(error)
+            # Mark it retrieved: a live client raises it when it resumes anyway, and a
+            # crashed node's task never will (asyncio would log it at garbage collection).
+            future.exception()
             self._emit(record, "conflict" if isinstance(error, RecordConflictError) else "error")
         else:
             future.set_result(result)  # type: ignore[arg-type]
