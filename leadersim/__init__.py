@@ -28,6 +28,7 @@ from leadersim.errors import (
 from leadersim.record import Member, Record, record_from_json, record_to_json
 from leadersim.storage.base import TABLE_NAME_ELECTION, LeaderLockStorage, Storage
 from leadersim.storage.sqlite import SQLStorage
+from leadersim.sweep import sweep
 from leadersim.trace import EventKind, Observer, TraceEvent, TraceRecorder
 
 __version__ = "0.1.0"
@@ -85,4 +86,5 @@ __all__ = [
     "record_from_json",
     "record_to_json",
     "simulate",
+    "sweep",
 ]
