@@ -179,6 +179,16 @@ def run_member(
     asyncio.run(main())
 
 
+# How the lab's signals read as faults in a trace: (fault kind, start or end).
+_SIGNAL_FAULTS: dict[int, tuple[str, EventKind]] = {
+    signal.SIGKILL: ("crash", EventKind.FAULT_START),
+    signal.SIGTERM: ("cancel", EventKind.FAULT_START),
+    signal.SIGINT: ("cancel", EventKind.FAULT_START),
+    signal.SIGSTOP: ("pause", EventKind.FAULT_START),
+    signal.SIGCONT: ("pause", EventKind.FAULT_END),
+}
+
+
 class LabError(RuntimeError):
     """Something the lab waited for did not happen; the message shows the members' state."""
 
@@ -223,6 +233,9 @@ class Lab:
         self.seed = seed
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
+        # What the lab itself did to its members (signals, restarts), as trace events in
+        # the same schema as the simulator's faults, merged into read_trace().
+        self._lab_events: list[TraceEvent] = []
 
     # ------------------------------------------------------------------ paths
 
@@ -253,6 +266,17 @@ class Lab:
             first_start = node_id not in self.processes
             if first_start:
                 self.trace_path(node_id).unlink(missing_ok=True)
+            else:
+                now = time.monotonic()
+                self._lab_events.append(
+                    TraceEvent(
+                        now,
+                        node_id,
+                        now,
+                        EventKind.FAULT_START,
+                        {"fault": len(self._lab_events), "kind": "restart"},
+                    )
+                )
             self._spawn(node_id)
 
     def _spawn(self, node_id: str) -> None:
@@ -300,6 +324,26 @@ class Lab:
             raise LabError(f"member {node_id!r} is not running\n{self.describe()}")
         sent_at = time.monotonic()
         process.send_signal(sig)
+        kind, phase = _SIGNAL_FAULTS.get(sig, ("signal", EventKind.FAULT_START))
+        index = len(self._lab_events)
+        if phase is EventKind.FAULT_END:  # SIGCONT ends the latest pause of this member
+            index = next(
+                (
+                    int(e.details.get("fault") or 0)
+                    for e in reversed(self._lab_events)
+                    if e.node == node_id and e.details.get("kind") == "pause"
+                ),
+                index,
+            )
+        self._lab_events.append(
+            TraceEvent(
+                sent_at,
+                node_id,
+                sent_at,
+                phase,
+                {"fault": index, "kind": kind, "signal": signal.Signals(sig).name},
+            )
+        )
         return sent_at
 
     def wait(self, node_id: str, timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
@@ -355,9 +399,40 @@ class Lab:
     # ------------------------------------------------------------------ traces
 
     def read_trace(self) -> list[TraceEvent]:
-        """All members' trace events so far, merged in true-time order."""
+        """All members' trace events so far, merged in true-time order.
+
+        Includes what the lab did (signals as ``fault_start``/``fault_end``, restarts);
+        a member killed while its callback ran gets a ``callback_stopped`` (reason
+        ``crashed``) at the kill, as the simulator records a crash: its process is gone,
+        so nothing of it acts any more.
+        """
         paths = [self.trace_path(n) for n in self.node_ids if self.trace_path(n).exists()]
-        return read_jsonl(paths)
+        events = read_jsonl(paths) + list(self._lab_events)
+        events.sort(key=lambda e: e.true_time)
+        acting: dict[str, bool] = {}
+        merged: list[TraceEvent] = []
+        for event in events:
+            merged.append(event)
+            if event.kind is EventKind.CALLBACK_STARTED:
+                acting[event.node] = True
+            elif event.kind is EventKind.CALLBACK_STOPPED:
+                acting[event.node] = False
+            elif (
+                event.kind is EventKind.FAULT_START
+                and event.details.get("kind") == "crash"
+                and acting.get(event.node)
+            ):
+                acting[event.node] = False
+                merged.append(
+                    TraceEvent(
+                        event.true_time,
+                        event.node,
+                        event.local_time,
+                        EventKind.CALLBACK_STOPPED,
+                        {"reason": "crashed", "error": None},
+                    )
+                )
+        return merged
 
     def wait_for_event(
         self,

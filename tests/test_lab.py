@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from leadersim.analysis.result import Result
 from leadersim.lab import Lab
 from leadersim.record import Record
 from leadersim.storage.sqlite import SQLiteStatements
@@ -92,6 +93,17 @@ def test_killed_leader_is_replaced_only_after_its_lease_could_have_expired(
         and e.true_time <= successor.true_time
         for e in trace
     )
+
+    # The real trace reads like a simulated one: the kill is a crash fault that ends the
+    # leader's acting term, so the analysis sees one failover and no split brain.
+    result = Result(trace)
+    killed_terms = [i for i in result.acting() if i.node == leader]
+    assert killed_terms[-1].end == killed_at
+    assert killed_terms[-1].end_reason == "crashed"
+    summary = result.summary()
+    assert summary["overlap_s"] == 0
+    assert summary["failovers"] == 1
+    assert summary["failover_s"] == pytest.approx(successor.true_time - killed_at)
 
     codes = lab.stop_all()
     assert [codes[n] for n in others] == [0, 0]
