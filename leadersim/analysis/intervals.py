@@ -21,6 +21,7 @@ Definitions (spec: simulation.md §5, scenarios.md §2):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import statistics
@@ -243,15 +244,18 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
     The cause is the latest fault on the old leader that started during its term (or
     within one lease before its term ended); failing that, its last successful renewal.
     """
-    faults = [e for e in events if e.kind is EventKind.FAULT_START]
+    faults: dict[str, list[float]] = {}
     renewals: dict[str, list[float]] = {}
     leases: dict[str, float] = {}
     for event in events:
-        if event.kind is EventKind.RENEW_OK:
+        kind = event.kind
+        if kind is EventKind.RENEW_OK:
             renewals.setdefault(event.node, []).append(event.true_time)
             lease_until = event.details.get("lease_until")
             if isinstance(lease_until, int | float):
                 leases[event.node] = float(lease_until) - event.local_time
+        elif kind is EventKind.FAULT_START:
+            faults.setdefault(event.node, []).append(event.true_time)
     latencies: list[float] = []
     terms = sorted(acting, key=lambda i: i.start)
     for previous, current in itertools.pairwise(terms):
@@ -259,17 +263,16 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
             continue
         window = leases.get(previous.node, 0.0)
         since = min(previous.start, previous.end - window)
-        causes = [
-            f.true_time
-            for f in faults
-            if f.node == previous.node and since <= f.true_time <= current.start
-        ]
-        if causes:
-            latencies.append(current.start - max(causes))
+        # Times are in trace order, so the latest cause is found by bisection.
+        node_faults = faults.get(previous.node, [])
+        last = bisect.bisect_right(node_faults, current.start) - 1
+        if last >= 0 and node_faults[last] >= since:
+            latencies.append(current.start - node_faults[last])
             continue
-        before = [t for t in renewals.get(previous.node, []) if t <= previous.end]
-        if before:
-            latencies.append(current.start - before[-1])
+        node_renewals = renewals.get(previous.node, [])
+        last = bisect.bisect_right(node_renewals, previous.end) - 1
+        if last >= 0:
+            latencies.append(current.start - node_renewals[last])
     return latencies
 
 
