@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import math
 import random
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from leadersim.clock import Clock, RealClock
@@ -60,7 +61,7 @@ class _ResignRequest:
 
 
 class _RenewGaveUp(Exception):
-    """Internal: a renew round ran out of deadline (carries the last storage error)."""
+    """Internal: a retried operation ran out of deadline (carries the last storage error)."""
 
     def __init__(self, last_error: BaseException | None) -> None:
         super().__init__(last_error)
@@ -212,7 +213,16 @@ class Elector:
 
     async def _renew(self) -> None:
         """One renew round: retry read-modify-write until it succeeds or D runs out."""
-        deadline = self._config.renew_deadline
+        await self._retry("renew", self._config.renew_deadline, self._try_acquire_or_renew)
+
+    async def _retry(
+        self, op: str, deadline: float, attempt_once: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Retry ``attempt_once`` with backoff until it succeeds.
+
+        Gives up after ``deadline`` seconds, raising :class:`_RenewGaveUp` with the last
+        storage error.
+        """
         started = self._clock.monotonic()
         last_error: BaseException | None = None
         attempt = 0
@@ -221,11 +231,11 @@ class Elector:
                 while True:
                     attempt += 1
                     try:
-                        await self._try_acquire_or_renew()
+                        await attempt_once()
                         return
                     except _RETRYABLE as exc:
                         last_error = exc
-                        self._note_retryable("renew", exc, attempt)
+                        self._note_retryable(op, exc, attempt)
                     remaining = deadline - (self._clock.monotonic() - started)
                     await self._clock.sleep(self._backoff(attempt, remaining))
         except TimeoutError:
@@ -421,37 +431,28 @@ class Elector:
 
     async def _release(self, remove_self: bool) -> None:
         """Clear the slot if ours (and remove self if asked), retrying for up to 5 s."""
-        last_error: BaseException | None = None
-        attempt = 0
-        started = self._clock.monotonic()
+
+        async def release_once() -> None:
+            read = await self._storage.get()
+            self._observe(read)
+            plan = plan_release(read, self.id, remove_self)
+            await self._storage.update(plan.record, plan.leader_changed)
+            self._observe(plan.record)
+            self._emit(
+                EventKind.RELEASE,
+                ok=True,
+                leader_changed=plan.leader_changed,
+                removed_self=remove_self,
+            )
+
         try:
-            async with self._clock.timeout(RELEASE_TIMEOUT):
-                while True:
-                    attempt += 1
-                    try:
-                        read = await self._storage.get()
-                        self._observe(read)
-                        plan = plan_release(read, self.id, remove_self)
-                        await self._storage.update(plan.record, plan.leader_changed)
-                        self._observe(plan.record)
-                        self._emit(
-                            EventKind.RELEASE,
-                            ok=True,
-                            leader_changed=plan.leader_changed,
-                            removed_self=remove_self,
-                        )
-                        return
-                    except _RETRYABLE as exc:
-                        last_error = exc
-                        self._note_retryable("release", exc, attempt)
-                    remaining = RELEASE_TIMEOUT - (self._clock.monotonic() - started)
-                    await self._clock.sleep(self._backoff(attempt, remaining))
-        except TimeoutError:
-            self._emit(EventKind.RELEASE, ok=False, error=_describe(last_error))
+            await self._retry("release", RELEASE_TIMEOUT, release_once)
+        except _RenewGaveUp as gave_up:
+            self._emit(EventKind.RELEASE, ok=False, error=_describe(gave_up.last_error))
             raise StorageError(
                 f"member {self.id!r} could not release its lease within "
-                f"{RELEASE_TIMEOUT:g} s: {last_error!r}"
-            ) from last_error
+                f"{RELEASE_TIMEOUT:g} s: {gave_up.last_error!r}"
+            ) from gave_up.last_error
 
     async def _shutdown(self) -> None:
         if self._config.stop_before_release:

@@ -66,30 +66,37 @@ def current_node() -> NodeTag | None:
     return _NODE.get()
 
 
+def _held_back(handle: events.Handle) -> bool:
+    """Whether ``handle``'s node stops it from running now.
+
+    A paused node's handle is held back (to run on resume); a crashed node's is dropped.
+    """
+    tag = handle._context.get(_NODE)  # type: ignore[attr-defined]
+    if tag is None or not (tag.paused or tag.crashed):
+        return False
+    if not tag.crashed:
+        tag.held.append(handle)
+    return True
+
+
 class _GatedHandle(events.Handle):
     """A handle that runs only while its node is neither paused nor crashed."""
 
     __slots__ = ()
 
     def _run(self) -> None:
-        tag = self._context.get(_NODE)  # type: ignore[attr-defined]
-        if tag is not None and (tag.paused or tag.crashed):
-            if not tag.crashed:
-                tag.held.append(self)
-            return
-        super()._run()
+        if not _held_back(self):
+            super()._run()
 
 
 class _GatedTimerHandle(events.TimerHandle):
+    """A timer handle gated like :class:`_GatedHandle`."""
+
     __slots__ = ()
 
     def _run(self) -> None:
-        tag = self._context.get(_NODE)  # type: ignore[attr-defined]
-        if tag is not None and (tag.paused or tag.crashed):
-            if not tag.crashed:
-                tag.held.append(self)
-            return
-        super()._run()
+        if not _held_back(self):
+            super()._run()
 
 
 class _SimPySelector:
