@@ -153,6 +153,11 @@ class StorageServer:
         return latency.sample(self._rng) + self.faults(node).slow_s / 2
 
     def _at(self, delay: float, callback: Callable[[], None]) -> None:
+        if delay <= 0.0:
+            # A zero-latency leg happens now: no SimPy event needed. (The client's
+            # future may then be done before it is awaited, like a cache hit.)
+            callback()
+            return
         event = self.env.timeout(delay)
         event.callbacks.append(lambda _event: callback())
 
