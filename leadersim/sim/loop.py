@@ -17,6 +17,7 @@ cleanup write of the crashed incarnation ever runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 from asyncio import events
@@ -257,7 +258,28 @@ class SimLoop(asyncio.BaseEventLoop):
             task._log_destroy_pending = False  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        """Close the loop; pending tasks of the run are dropped silently."""
+        """Close the loop; the run's pending tasks are abandoned quietly.
+
+        Their coroutines are closed here, while the loop can still take the callbacks
+        their cleanup schedules, rather than later by the garbage collector with no loop
+        to run on (which prints "Exception ignored" tracebacks). The run is over: no
+        cleanup of a node runs as a step of the simulation.
+        """
+        if not self.is_closed() and not self.is_running():
+            self.run_until_complete(_abandon_pending())
         for task in asyncio.all_tasks(self):
             task._log_destroy_pending = False  # type: ignore[attr-defined]
         super().close()
+
+
+async def _abandon_pending() -> None:
+    me = asyncio.current_task()
+    for task in list(asyncio.all_tasks()):
+        if task is me or task.done():
+            continue
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        coro = task.get_coro()
+        # An abandoned coroutine's cleanup may fail (or even refuse to close): that is
+        # not news about the run, which has ended.
+        with contextlib.suppress(BaseException):
+            coro.close()

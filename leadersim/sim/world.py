@@ -391,19 +391,15 @@ class World:
             self._call_at(fault.at, self._apply, index, fault)
         try:
             self.loop.run_until_complete(asyncio.sleep(scenario.duration))
+            events = tuple(self.recorder.events)  # before teardown can add anything
+            end_time = float(self.env.now)
         finally:
             for state in self.nodes.values():
                 if state.tag is not None:
                     self.loop.crash(state.tag)
             self.loop.close()
             self.server.db.close()
-        return Run(
-            scenario,
-            self.seed,
-            tuple(self.recorder.events),
-            float(self.env.now),
-            tuple(self._safety_warnings),
-        )
+        return Run(scenario, self.seed, events, end_time, tuple(self._safety_warnings))
 
 
 def _down(state: _Node) -> bool:
