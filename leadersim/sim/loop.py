@@ -11,7 +11,9 @@ Every callback the loop runs carries the :mod:`contextvars` context it was sched
 A node's tasks run in a context holding that node's :class:`NodeTag`, which their child
 tasks and timers inherit. A paused node's callbacks are held back (and later run in their
 original order); a crashed node's callbacks are dropped, so no ``finally`` clause or
-cleanup write of the crashed incarnation ever runs.
+cleanup write of the crashed incarnation runs during the run. (When the loop closes, the
+coroutines still pending are closed quietly: any cleanup they have runs then, after the
+simulated run and its trace are over.)
 """
 
 from __future__ import annotations
