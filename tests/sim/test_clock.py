@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -14,15 +14,6 @@ from leadersim.sim.clock import SIM_EPOCH, NodeClock
 from leadersim.sim.loop import SimLoop
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def loop() -> Iterator[SimLoop]:
-    sim_loop = SimLoop()
-    try:
-        yield sim_loop
-    finally:
-        sim_loop.close()
 
 
 def run(loop: SimLoop, main: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Coroutine, Generator, Iterator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 import pytest
@@ -18,15 +18,6 @@ import simpy
 from leadersim.sim.loop import NodeTag, SimLoop, SimulationDeadlock, current_node
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def loop() -> Iterator[SimLoop]:
-    sim_loop = SimLoop()
-    try:
-        yield sim_loop
-    finally:
-        sim_loop.close()
 
 
 def run(loop: SimLoop, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
