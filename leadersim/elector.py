@@ -25,7 +25,6 @@ from leadersim.clock import Clock, RealClock
 from leadersim.config import Config, LeaderCallback
 from leadersim.errors import (
     ConfigError,
-    LeadersimError,
     RecordConflictError,
     RenewFailedError,
     ResignTimeoutError,
@@ -170,7 +169,8 @@ class Elector:
 
         Raises:
             RenewFailedError: a renew round failed for its whole deadline while
-                ``exit_on_renew_fail`` is set (chaining the last storage error).
+                ``exit_on_renew_fail`` is set (chaining the last storage error); the
+                member has then released its lease, best effort, as on cancellation.
             RuntimeError: ``run_election`` is already running for this elector.
         """
         if self._running:
@@ -182,7 +182,7 @@ class Elector:
                 await self._renew_round()
                 await self._wait_next_round()
         except asyncio.CancelledError:
-            await self._shutdown()
+            await self._shutdown("cancelled")
             raise
         finally:
             self._running = False
@@ -201,6 +201,9 @@ class Elector:
             self._note_belief()
             await self._cancel_callback("renew_failed")
             if self._config.exit_on_renew_fail:
+                # As on cancellation (the reference cancels its own context here): release
+                # best effort, then stop.
+                await self._shutdown("renew_failed")
                 raise RenewFailedError(
                     f"member {self.id!r} failed to renew its lease within the renew "
                     f"deadline of {self._config.renew_deadline:g} s"
@@ -356,11 +359,16 @@ class Elector:
         if current is not None and current.cancelling():
             return  # it was being stopped anyway
         if self.is_leader():
-            self._log.info("try to resign leader: id=%s", self.id)
+            # As the reference does: release the slot from here, without waking the main
+            # loop; the next renew round of any member (this one too) may take it.
+            backoff = self._config.callback_failure_backoff
+            if backoff > 0:
+                self._resign_until = self._clock.monotonic() + backoff
+            self._log.info("try to resign leadership: id=%s", self.id)
             try:
-                await self.resign_leader(self._config.callback_failure_backoff)
-            except LeadersimError as exc:
-                self._log.warning("failed to resign leader: id=%s error=%r", self.id, exc)
+                await self._release(remove_self=False)
+            except StorageError as exc:
+                self._log.warning("failed to resign leadership: id=%s error=%r", self.id, exc)
 
     async def _cancel_callback(self, reason: str) -> None:
         """Cancel the leader callback and wait (without limit) until it has stopped."""
@@ -454,7 +462,7 @@ class Elector:
                 f"{RELEASE_TIMEOUT:g} s: {gave_up.last_error!r}"
             ) from gave_up.last_error
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, reason: str) -> None:
         if self._config.stop_before_release:
             await self._cancel_callback("shutdown")
         try:
@@ -462,7 +470,7 @@ class Elector:
         except StorageError as exc:
             self._log.warning("failed to release member lease: id=%s error=%r", self.id, exc)
         await self._cancel_callback("shutdown")
-        self._emit(EventKind.ELECTION_STOPPED)
+        self._emit(EventKind.ELECTION_STOPPED, reason=reason)
 
     # ------------------------------------------------------------------ trace
 

@@ -351,7 +351,8 @@ def plan_renewal(
 
     Prune expired members (clearing the slot if the leader is among them, this member
     included), upsert ``me`` (append it if missing, else refresh only its renew time to
-    ``now_wall``), then take the slot if it is empty and ``may_campaign``.
+    ``now_wall``), then: outside a resign window (``may_campaign``) take the slot if it
+    is empty; inside one, give the slot up if ``me`` holds it.
     """
     record = read.clone()
     leader_changed = False
@@ -373,7 +374,11 @@ def plan_renewal(
         active.append(me.renewed(now_wall))
     record.members = active
     campaigned = False
-    if record.leader_id == "" and may_campaign:
+    if not may_campaign:
+        if record.leader_id == me.id:  # resigned: keep the slot free while the window lasts
+            record.leader_id = ""
+            leader_changed = True
+    elif record.leader_id == "":
         record.leader_id = me.id
         leader_changed = True
         campaigned = True

@@ -38,6 +38,7 @@ from leadersim import (
     TraceEvent,
     TraceRecorder,
 )
+from leadersim.elector import RELEASE_TIMEOUT
 
 LEASE = 1.0
 INTERVAL = 0.1
@@ -402,7 +403,9 @@ def test_exit_on_renew_fail_raises_renew_failed_chaining_the_storage_error(world
         old = await cluster.wait_agreed_leader(within=3)
 
         cluster.switches[old].failing = True
-        async with asyncio.timeout(5):
+        # Up to the renew deadline, then (as the reference, which cancels its own context)
+        # a best-effort release that keeps failing for its 5 s.
+        async with asyncio.timeout(5 + RELEASE_TIMEOUT):
             with pytest.raises(RenewFailedError) as raised:
                 await cluster.tasks[old]
         assert isinstance(raised.value.__cause__, StorageError)
@@ -563,8 +566,8 @@ def test_leader_callback_written_in_plain_asyncio_runs_and_is_cancelled_cleanly(
 
 def test_queries_answer_from_the_cached_record_after_storage_is_closed(world: World) -> None:
     async def body(cluster: Cluster) -> None:
-        # exit_on_renew_fail stops each elector without a release once its storage is gone,
-        # so every elector keeps the record it last read.
+        # exit_on_renew_fail stops each elector once its storage is gone; its release
+        # fails too, so every elector keeps the record it last read.
         await cluster.start(exit_on_renew_fail=True)
         everyone = sorted(cluster.electors)
 
@@ -579,7 +582,7 @@ def test_queries_answer_from_the_cached_record_after_storage_is_closed(world: Wo
         assert leader is not None
         assert [m for m in everyone if cluster.electors[m].is_leader()] == [leader]
 
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(5 + RELEASE_TIMEOUT):
             results = await asyncio.gather(*cluster.tasks.values(), return_exceptions=True)
         assert all(isinstance(r, RenewFailedError) for r in results), results
         assert all(isinstance(r.__cause__, StorageError) for r in results)

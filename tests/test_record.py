@@ -472,10 +472,28 @@ def test_renewal_does_not_campaign_when_the_slot_is_held() -> None:
 
 def test_a_leader_renewing_itself_keeps_the_slot_without_a_change() -> None:
     read = Record("me", [member("me")], version=6)
-    plan = plan_renewal(read, member("me"), NOW_WALL, expired_ids(), may_campaign=False)
+    plan = plan_renewal(read, member("me"), NOW_WALL, expired_ids(), may_campaign=True)
     assert plan.record.leader_id == "me"
     assert not plan.leader_changed
     assert not plan.campaigned
+
+
+def test_a_leader_inside_its_resign_window_gives_the_slot_up() -> None:
+    # The reference: while resignUntil is in the future, a renewal that finds its own id
+    # in the slot clears it (a resign whose release did not stick is finished here).
+    read = Record("me", [member("me"), member("m2")], version=6)
+    plan = plan_renewal(read, member("me"), NOW_WALL, expired_ids(), may_campaign=False)
+    assert plan.record.leader_id == ""
+    assert plan.leader_changed
+    assert not plan.campaigned
+    assert [m.id for m in plan.record.members] == ["me", "m2"]
+
+
+def test_a_follower_inside_its_resign_window_leaves_another_leader_alone() -> None:
+    read = Record("m2", [member("me"), member("m2")], version=6)
+    plan = plan_renewal(read, member("me"), NOW_WALL, expired_ids(), may_campaign=False)
+    assert plan.record.leader_id == "m2"
+    assert not plan.leader_changed
 
 
 def test_renewal_does_not_mutate_the_record_it_read() -> None:

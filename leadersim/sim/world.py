@@ -29,7 +29,7 @@ import simpy
 
 from leadersim.config import Config
 from leadersim.elector import Elector
-from leadersim.errors import SafetyWarning
+from leadersim.errors import RenewFailedError, SafetyWarning
 from leadersim.sim.clock import NodeClock
 from leadersim.sim.faults import Fault
 from leadersim.sim.loop import NodeTag, SimLoop
@@ -217,7 +217,9 @@ class World:
         if task.cancelled():
             return
         error = task.exception()
-        if error is not None:
+        # A RenewFailedError is the elector stopping as configured (it has traced that);
+        # anything else escaping run_election is traced here.
+        if error is not None and not isinstance(error, RenewFailedError):
             node = task.get_name().split("#")[0]
             self._env_observer(
                 node,
