@@ -1,4 +1,4 @@
-"""The named scenario catalogue (spec: scenarios.md, Part A), as data.
+"""The named scenario catalogue (spec: scenarios.md, Parts A and B), as data.
 
 Each :class:`CatalogueEntry` is a base scenario in the scenario format, named variants
 (dotted-key overrides), the seeds to judge it over, and its **expected verdict**: a list of
@@ -40,6 +40,10 @@ _BASE: dict[str, Any] = {
 }
 SLACK_15 = {"config.lease_duration": 15}
 SEEDS = tuple(range(20))
+_CFG_30_2_20 = {"config": {"lease_duration": 30, "renew_interval": 2, "renew_deadline": 20}}
+_CFG_90_2_60 = {"config": {"lease_duration": 90, "renew_interval": 2, "renew_deadline": 60}}
+_K8S = {"lease_duration": 15, "renew_interval": 2, "renew_deadline": 10}
+_OPENSHIFT = {"lease_duration": 137, "renew_interval": 26, "renew_deadline": 107}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -164,6 +168,8 @@ def scenario_metrics(events: Sequence[TraceEvent], end_time: float) -> dict[str,
       started (any node);
     - ``old_leader_back_s``: from the first fault until the node acting then starts a
       callback again (infinite if it never does);
+    - ``old_leader_stop_s``: from the first fault until the callback that was running when
+      it began has stopped (infinite if it runs to the end of the run);
     - ``same_leader_at_end``: 1 if the node acting at the first fault acts at the end;
     - ``last_term_s``: how long the last callback term has lasted at the end of the run;
     - ``renew_failed``: renew rounds that failed for their whole deadline (all nodes);
@@ -180,9 +186,12 @@ def scenario_metrics(events: Sequence[TraceEvent], end_time: float) -> dict[str,
     faults = [e for e in events if e.kind is EventKind.FAULT_START]
     first_fault = faults[0].true_time if faults else None
     old: str | None = None
+    stop: float | None = None
     if first_fault is not None:
         during = [i for i in acting if i.start <= first_fault <= i.end]
         old = during[0].node if during else None
+        if during:
+            stop = math.inf if during[0].end_reason == "run_end" else during[0].end - first_fault
     starts = sorted((i.start, i.node) for i in acting)
     takeover = back = first_after = None
     if first_fault is not None:
@@ -196,6 +205,7 @@ def scenario_metrics(events: Sequence[TraceEvent], end_time: float) -> dict[str,
     metrics["takeover_s"] = takeover
     metrics["first_start_after_fault_at"] = first_after
     metrics["old_leader_back_s"] = back
+    metrics["old_leader_stop_s"] = stop
     final = [i.node for i in acting if i.end >= end_time]
     metrics["same_leader_at_end"] = float(old is not None and old in final)
     metrics["last_term_s"] = (end_time - starts[-1][0]) if starts else None
@@ -251,6 +261,10 @@ def _every_120s(kind: str, duration: float, end: float, **params: Any) -> list[d
         {"at": float(at), "kind": kind, "target": "leader", "duration": duration, **params}
         for at in range(60, int(end), 120)
     ]
+
+
+def _pause_leader_at_60(seconds: float) -> list[dict[str, Any]]:
+    return [{"at": 60, "kind": "pause", "target": "leader", "duration": seconds}]
 
 
 _ENTRIES: list[CatalogueEntry] = [
@@ -805,6 +819,432 @@ _ENTRIES: list[CatalogueEntry] = [
         ),
         "https://github.com/pingcap/tiflow/blob/master/pkg/election/config.go",
         seeds=tuple(range(5)),
+    ),
+    # ------------------------------------------------------------------ Part B
+    CatalogueEntry(
+        "B1",
+        "github-2018-partition",
+        "The old leader's side loses the election store for 43 s but keeps its clients; "
+        "the other side elects a new leader, and without a self-fence the old side keeps "
+        "writing.",
+        _scenario(
+            nodes=5,
+            faults=[
+                {"at": 60, "kind": "cut", "target": ["n1", "n2"], "duration": 43, "mode": "both"}
+            ],
+        ),
+        {
+            "C=0.1": {},
+            "C=33": {"callback.stop_latency": 33.0},
+            "C=33-fencing": {"callback.stop_latency": 33.0, "fencing": True},
+        },
+        "C = 33: outside; C = 0.1: outside only because S = 0",
+        (
+            _E("takeover_s", "between", (8, 12.5)),
+            _E("overlap_s", "<=", 0.2, "C=0.1"),
+            _E("stale_accepted", "<=", 1, "C=0.1"),
+            _E(
+                "overlap_s",
+                "between",
+                (30.5, 33.2),
+                "C=33",
+                note="the old side stops I + D + C = 43 s after its last renewal, the heal",
+            ),
+            _E("overlap_s", "between", (30.5, 33.2), "C=33-fencing"),
+            _E("stale_accepted", "between", (29, 34), "C=33"),
+            _E("stale_accepted", "==", 0, "C=33-fencing"),
+            _E("stale_rejected", ">=", 29, "C=33-fencing"),
+        ),
+        "https://github.blog/2018-10-30-oct21-post-incident-analysis/",
+    ),
+    CatalogueEntry(
+        "B2",
+        "github-2012-stonith",
+        "The network freezes for 90 s and nobody can reach the store; the shared row is "
+        "the arbiter, so the freeze costs availability, not safety.",
+        _scenario(
+            nodes=2,
+            faults=[{"at": 60, "kind": "cut", "target": ["n1", "n2"], "duration": 90}],
+        ),
+        {
+            "both-cut": {},
+            "n1-cut": {"faults": [{"at": 60, "kind": "cut", "target": "n1", "duration": 90}]},
+        },
+        "inside for safety",
+        (
+            _E("overlap_s", "==", 0, "both-cut"),
+            _E("old_leader_stop_s", "between", (8, 10.2), "both-cut"),
+            _E("no_leader_s", "between", (80, 92), "both-cut"),
+            _E("first_start_after_fault_at", "between", (150, 160), "both-cut"),
+            _E("takeover_s", "between", (8, 12.5), "n1-cut"),
+            _E("overlap_s", "<=", 0.2, "n1-cut"),
+        ),
+        "https://github.blog/2012-12-26-downtime-last-saturday/",
+    ),
+    CatalogueEntry(
+        "B3",
+        "github-2012-flapping-failover",
+        "Load slows the leader's storage round trips; its renewals time out although it is "
+        "healthy (a false failure detection).",
+        _scenario(
+            faults=[
+                {"at": 60, "kind": "slow", "target": "leader", "latency_s": 5, "duration": 120},
+                {"at": 240, "kind": "slow", "target": "leader", "latency_s": 5, "duration": 60},
+            ],
+            duration=400,
+        ),
+        {
+            "10/2/8": {},
+            "30/2/20": {
+                "config": {"lease_duration": 30, "renew_interval": 2, "renew_deadline": 20}
+            },
+        },
+        "outside with 10/2/8 (a round takes longer than D); inside with 30/2/20",
+        (
+            _E("overlap_s", "==", 0),
+            _E("old_leader_stop_s", "between", (8, 10.2), "10/2/8"),
+            _E(
+                "takeover_s",
+                "between",
+                (8, 12.5),
+                "10/2/8",
+                note=(
+                    "corrected from 'followers seldom prune it': every member rewrites the "
+                    "record every I, and a slowed read-modify-write has a 5-s window between "
+                    "its read (arriving at +2.5 s) and its write (at +7.5 s), so the slowed "
+                    "leader's CAS always loses to a follower's write and nothing of it "
+                    "commits; the followers prune it after L as after a crash"
+                ),
+            ),
+            _E(
+                "no_leader_s",
+                "<=",
+                4,
+                "10/2/8",
+                note=(
+                    "corrected from ~160 s (most of each spell): the new leader is not "
+                    "slowed and takes over ~L after the last renewal (measured 0.2-2.8 s "
+                    "without a leader over both spells)"
+                ),
+            ),
+            _E("flaps", "==", 2, "10/2/8", note="one false failover per slow spell"),
+            _E("leader_changes", "==", 2, "10/2/8"),
+            _E(
+                "flaps",
+                "==",
+                2,
+                "30/2/20",
+                note=(
+                    "corrected from 0: a longer D does not help while every CAS of the "
+                    "slowed leader loses to the followers' rewrites (see 10/2/8); it stops "
+                    "after I + D and is pruned after L, once per spell"
+                ),
+            ),
+            _E("takeover_s", "between", (28, 32.5), "30/2/20"),
+            _E(
+                "no_leader_s",
+                "between",
+                (14, 21),
+                "30/2/20",
+                note=(
+                    "corrected from 0: per spell it stops I + D + C after its last renewal "
+                    "and a follower starts ~L (to L + I) after it, ~8-10 s; measured "
+                    "16.6-18.5 s over both spells"
+                ),
+            ),
+        ),
+        "https://github.blog/2012-09-14-github-availability-this-week/",
+    ),
+    CatalogueEntry(
+        "B4",
+        "hbase-juliet-pause",
+        "A member freezes in a full GC for longer than its lease and others take over; "
+        "when it wakes, its queued work runs before its elector notices.",
+        _scenario(faults=_pause_leader_at_60(10)),
+        {
+            "P=10-10/2/8": {},
+            "P=40-10/2/8": {"faults": _pause_leader_at_60(40)},
+            "P=40-30/2/20": {"faults": _pause_leader_at_60(40), **_CFG_30_2_20},
+            "P=79-10/2/8": {"faults": _pause_leader_at_60(79)},
+            "P=79-10/2/8-fencing": {"faults": _pause_leader_at_60(79), "fencing": True},
+            "P=79-30/2/20": {"faults": _pause_leader_at_60(79), **_CFG_30_2_20},
+            "P=79-90/2/60": {"faults": _pause_leader_at_60(79), **_CFG_90_2_60},
+        },
+        "outside when P + I >~ L",
+        (
+            _E("leader_changes", ">=", 1, "P=10-10/2/8", "some"),
+            _E("leader_changes", "==", 0, "P=10-10/2/8", "some"),
+            _E("overlap_s", "<=", 3.5, "P=10-10/2/8", note="P - takeover + stop (<= one retry)"),
+            _E("leader_changes", ">=", 1, "P=40-10/2/8"),
+            _E("leader_changes", ">=", 1, "P=40-30/2/20"),
+            _E("leader_changes", ">=", 1, "P=79-10/2/8"),
+            _E("leader_changes", ">=", 1, "P=79-30/2/20"),
+            _E(
+                "overlap_s",
+                "between",
+                (28.5, 34),
+                "P=40-10/2/8",
+                note=(
+                    "P - L as a ballpark; exactly P - takeover (L - 1.5 to L + 1) plus the "
+                    "old leader's stop: it cancels only when its first round after waking "
+                    "completes, and if that round's CAS loses to a follower's write the "
+                    "retry comes ~I later (seed 0: P - L + 3.2 s)"
+                ),
+            ),
+            _E("overlap_s", "between", (8.5, 14), "P=40-30/2/20"),
+            _E("overlap_s", "between", (67.5, 73), "P=79-10/2/8"),
+            _E("overlap_s", "between", (47.5, 53), "P=79-30/2/20"),
+            _E("stale_accepted", ">=", 1, "P=40-10/2/8"),
+            _E("stale_accepted", ">=", 1, "P=79-10/2/8"),
+            _E("stale_accepted", "==", 0, "P=79-10/2/8-fencing"),
+            _E("stale_rejected", ">=", 1, "P=79-10/2/8-fencing"),
+            _E("leader_changes", "==", 0, "P=79-90/2/60"),
+            _E("overlap_s", "==", 0, "P=79-90/2/60"),
+            _E("no_leader_s", "==", 0, "P=79-90/2/60"),
+            _E("old_leader_stop_s", "==", math.inf, "P=79-90/2/60", note="stalls, never stops"),
+        ),
+        "https://www.xgugeng.com/post/regionserver-stops-after-full-gc/",
+    ),
+    CatalogueEntry(
+        "B5",
+        "elasticsearch-master-gc",
+        "The master freezes in GC twice during a nightly backup; the others give up on it "
+        "and elect another.",
+        _scenario(
+            faults=[
+                {"at": 60, "kind": "pause", "target": "leader", "duration": 42.5},
+                {"at": 240, "kind": "pause", "target": "leader", "duration": 55.1},
+            ],
+            duration=400,
+        ),
+        {
+            "10/2/8": {},
+            "10/2/8-fencing": {"fencing": True},
+            "60/2/50": {
+                "config": {"lease_duration": 60, "renew_interval": 2, "renew_deadline": 50}
+            },
+            "n3-cut": {
+                "faults": [
+                    {"at": 60, "kind": "cut", "target": "n3", "duration": 60, "mode": "both"}
+                ]
+            },
+        },
+        "outside with 10/2/8; with 60/2/50 there is no take-over (P + I < L)",
+        (
+            _E("leader_changes", ">=", 2, "10/2/8"),
+            _E("overlap_s", "between", (72, 84), "10/2/8"),
+            _E("stale_accepted", ">=", 2, "10/2/8"),
+            _E("stale_accepted", "==", 0, "10/2/8-fencing"),
+            _E("stale_rejected", ">=", 2, "10/2/8-fencing"),
+            _E("leader_changes", "==", 0, "60/2/50"),
+            _E("overlap_s", "==", 0, "60/2/50"),
+            _E(
+                "no_leader_s",
+                "<=",
+                2.3,
+                "60/2/50",
+                note=(
+                    "corrected from 0: if a pause (55.1 s > D = 50 s) falls while a renew "
+                    "round is in flight, the round has outlived its deadline on waking and "
+                    "fails; the callback stops and the leader wins its own slot back at its "
+                    "next round, I + C later (seed 6: 2.02 s, flaps 1, no change of leader)"
+                ),
+            ),
+            _E("flaps", "<=", 1, "60/2/50"),
+            _E("overlap_s", "==", 0, "n3-cut"),
+            _E("leader_changes", "==", 0, "n3-cut"),
+        ),
+        "https://discuss.elastic.co/t/zen-ping-timeout-causes-nodes-to-lose-master-permanently/3246",
+    ),
+    CatalogueEntry(
+        "B6",
+        "redis-sentinel-partition",
+        "A partition splits {n1, n2} from {n3, n4, n5}; the majority side elects a new "
+        "leader while the old one keeps acknowledging writes.",
+        _scenario(
+            nodes=5,
+            callback={"stop_latency": 0.1, "writes_per_s": 10, "prepare_s": 0.1},
+            faults=[{"at": 60, "kind": "cut", "target": ["n1", "n2"], "duration": 60}],
+        ),
+        {
+            "C=0.1": {},
+            "C=50": {"callback.stop_latency": 50.0},
+            "C=50-fencing": {"callback.stop_latency": 50.0, "fencing": True},
+        },
+        "C = 50: outside; C = 0.1: outside only because S = 0",
+        (
+            _E("takeover_s", "between", (8, 12.5)),
+            _E("overlap_s", "<=", 0.2, "C=0.1"),
+            _E("stale_accepted", "<=", 1, "C=0.1"),
+            _E("overlap_s", "between", (47.5, 50.2), "C=50"),
+            _E(
+                "stale_accepted",
+                "between",
+                (410, 470),
+                "C=50",
+                note=(
+                    "corrected from ~500: a write cycle is the 0.1-s prepare plus the write's "
+                    "round trip, so '10 writes/s' runs at ~9/s; overlap ~49 s x 9/s ~ 440 "
+                    "(measured 437-449, ~83 % of n1's writes during the cut)"
+                ),
+            ),
+            _E("stale_accepted", "==", 0, "C=50-fencing"),
+            _E("stale_rejected", ">=", 400, "C=50-fencing"),
+        ),
+        "https://aphyr.com/posts/283-jepsen-redis",
+    ),
+    CatalogueEntry(
+        "B7",
+        "k8s-scheduler-dual-leader",
+        "The old scheduler fails to renew; a new one takes over while the old scheduling "
+        "loop is still placing pods.",
+        _scenario(
+            config=_K8S,
+            faults=[{"at": 60, "kind": "cut", "target": "leader", "duration": 30}],
+        ),
+        {
+            "C=0": {"callback.stop_latency": 0.0},
+            "C=2": {"callback.stop_latency": 2.0},
+            "C=5": {"callback.stop_latency": 5.0},
+            "C=5-fencing": {"callback.stop_latency": 5.0, "fencing": True},
+        },
+        "inside for C <= 2; outside for C = 5",
+        (
+            _E("overlap_s", "==", 0, "C=0"),
+            _E("overlap_s", "==", 0, "C=2"),
+            _E("overlap_s", ">", 0, "C=5", "some"),
+            _E("overlap_s", "<", 2.05, "C=5"),
+            _E("stale_accepted", "<=", 2, "C=5"),
+            _E("stale_accepted", "==", 0, "C=5-fencing"),
+        ),
+        "https://github.com/kubernetes/kubernetes/issues/65257",
+    ),
+    CatalogueEntry(
+        "B8",
+        "k8s-scheduler-clock-jump",
+        "The leader's system time is moved one hour forward; expiry is measured on the "
+        "monotonic clock, so nothing happens.",
+        _scenario(
+            config=_K8S,
+            faults=[{"at": 60, "kind": "clock_step", "target": "n1", "seconds": 3600}],
+        ),
+        {"base": {}},
+        "inside",
+        (
+            _E("overlap_s", "==", 0),
+            _E("no_leader_s", "==", 0),
+            _E("flaps", "==", 0),
+        ),
+        "https://github.com/kubernetes/kubernetes/issues/125761",
+    ),
+    CatalogueEntry(
+        "B9",
+        "k8s-slow-etcd-lease-loss",
+        "An overloaded store answers every request with a timeout for 60 s; long, tuned "
+        "deadlines ride it out, unless the requests hang.",
+        _scenario(
+            faults=[{"at": 60, "kind": "error", "target": "all", "after_s": 5, "duration": 60}]
+        ),
+        {
+            "10/2/8": {},
+            "137/26/107": {"config": _OPENSHIFT},
+            "hang-137/26/107": {
+                "config": _OPENSHIFT,
+                "faults": [{"at": 60, "kind": "cut", "target": "all", "duration": 60}],
+            },
+        },
+        "outside with 10/2/8; inside with 137/26/107 (errors); hangs defeat any deadline",
+        (
+            _E("overlap_s", "==", 0),
+            _E("old_leader_stop_s", "between", (8, 10.2), "10/2/8"),
+            _E("no_leader_s", "between", (40, 60), "10/2/8"),
+            _E("no_leader_s", "==", 0, "137/26/107"),
+            _E("old_leader_stop_s", "==", math.inf, "137/26/107"),
+            _E("flaps", "==", 0, "137/26/107"),
+            _E(
+                "old_leader_stop_s",
+                "between",
+                (107, 133.5),
+                "hang-137/26/107",
+                note="stops I + D = 133 s after its last renewal (t_c in [34, 60])",
+            ),
+            _E(
+                "no_leader_s",
+                "between",
+                (25.5, 27),
+                "hang-137/26/107",
+                note=(
+                    "the store is back by then: the old leader's entry is still named, so "
+                    "it leads again at its next round, I = 26 s later"
+                ),
+            ),
+            _E("leader_changes", "==", 0, "hang-137/26/107"),
+        ),
+        "https://github.com/kubernetes/kubernetes/issues/108380",
+    ),
+    CatalogueEntry(
+        "B10",
+        "gitlab-2019-patroni-consul",
+        "Store timeouts make the leader's renew fail; it demotes itself (safe), and nobody "
+        "leads until a new write succeeds.",
+        _scenario(
+            config={"lease_duration": 30, "renew_interval": 10, "renew_deadline": 10},
+            faults=[{"at": 60, "kind": "error", "target": "leader", "after_s": 3, "duration": 20}],
+        ),
+        {
+            "30/10/10": {},
+            "60/10/45": {
+                "config": {"lease_duration": 60, "renew_interval": 10, "renew_deadline": 45}
+            },
+        },
+        "inside",
+        (
+            _E("overlap_s", "==", 0),
+            _E("old_leader_stop_s", "between", (10, 20.2), "30/10/10"),
+            _E("no_leader_s", "between", (5, 15), "30/10/10"),
+            _E("no_leader_s", "==", 0, "60/10/45"),
+            _E("old_leader_stop_s", "==", math.inf, "60/10/45"),
+            _E("flaps", "==", 0, "60/10/45"),
+        ),
+        "https://gitlab.com/gitlab-com/gl-infra/production-engineering/-/issues/7275",
+    ),
+    CatalogueEntry(
+        "B11",
+        "cloudflare-2020-byzantine-etcd",
+        "A half-failed switch leaves the store unable to commit while reads still work: "
+        "(a) for every node, (b) for the leader only.",
+        _scenario(
+            faults=[{"at": 60, "kind": "cut", "target": "all", "duration": 600, "mode": "writes"}],
+            duration=900,
+        ),
+        {
+            "a": {},
+            "a-15/2/8": SLACK_15,
+            "b": {
+                "faults": [
+                    {"at": 60, "kind": "cut", "target": "leader", "duration": 600, "mode": "writes"}
+                ]
+            },
+            "b-15/2/8": {
+                **SLACK_15,
+                "faults": [
+                    {"at": 60, "kind": "cut", "target": "leader", "duration": 600, "mode": "writes"}
+                ],
+            },
+        },
+        "inside for safety",
+        (
+            _E("overlap_s", "==", 0, "a"),
+            _E("overlap_s", "==", 0, "a-15/2/8"),
+            _E("old_leader_stop_s", "<=", 10.2, "a"),
+            _E("no_leader_s", "between", (588, 602), "a"),
+            _E("no_leader_s", "between", (588, 602), "a-15/2/8"),
+            _E("takeover_s", "between", (8, 12.5), "b"),
+            _E("overlap_s", "<=", 0.2, "b"),
+            _E("takeover_s", "between", (13, 18.5), "b-15/2/8"),
+            _E("overlap_s", "==", 0, "b-15/2/8"),
+        ),
+        "https://blog.cloudflare.com/a-byzantine-failure-in-the-real-world/",
     ),
 ]
 
