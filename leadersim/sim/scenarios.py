@@ -5,7 +5,8 @@ Each :class:`CatalogueEntry` is a base scenario in the scenario format, named va
 :class:`Expect` statements about the metrics of :func:`scenario_metrics`, written from the
 timing rules before any run. :func:`check` judges a set of runs against them.
 
-Baseline unless an entry says otherwise: 3 nodes (n1 at t=0, the rest at t=1), storage
+Baseline unless an entry says otherwise: 3 nodes (n1 at t=0, the rest at t=1 plus a seeded
+phase under 2 s, see ``Scenario.start_jitter``), storage
 latency lognormal with a 5 ms median each way, callback stop latency 0.1 s, one leader-
 guarded write per second after 1 s of preparation, fencing off, 300 s, seeds 0-19.
 """
