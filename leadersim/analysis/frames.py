@@ -431,17 +431,19 @@ def committed_leader_frame(
     """Who the stored record named leader, as spans: ``start, end, duration, leader_id``.
 
     From the commits of successful ``update`` storage operations (at their arrival at the
-    server). Traces without storage operations (real runs) fall back to the ``renew_ok``
-    events, which carry the record the node had just written: their instants are the
-    client's, a reply latency after the commit. ``leader_id`` is ``""`` while the slot
-    is empty; spans with the same leader are merged. ``ops`` may pass the
-    :func:`storage_ops_frame` computed already.
+    server). Nodes whose storage operations are not traced (real runs, or real runs where
+    only some nodes' storage is wrapped) count through their ``renew_ok`` events, which
+    carry the record the node had just written: their instants are the client's, a reply
+    latency after the commit. ``leader_id`` is ``""`` while the slot is empty; spans with
+    the same leader are merged. ``ops`` may pass the :func:`storage_ops_frame` computed
+    already.
     """
     import numpy as np
     import pandas as pd
 
     index = as_index(events)
     end = _end_time(index, end_time)
+    traced_nodes = {e.node for e in index.of(EventKind.STORAGE_OP)}
     if ops is not None:
         commits = ops[(ops["op"] == "update") & (ops["outcome"] == "ok")]
         arrived = commits["arrived_at"].to_numpy(dtype=float)
@@ -461,13 +463,14 @@ def committed_leader_frame(
         )
         arrived = _floats(arrived_at)
         done = true_times([raw[i] for i in chosen])
-    if len(arrived):
-        at = np.where(np.isnan(arrived), done, arrived)
-        leaders = np.array([str(v or "") for v in leader_ids], dtype=object)
-    else:
-        renewals = index.of(EventKind.RENEW_OK)
-        at = true_times(renewals)
-        leaders = np.array([str(e.details.get("leader_id") or "") for e in renewals], dtype=object)
+    at = np.where(np.isnan(arrived), done, arrived) if len(arrived) else np.array([], float)
+    leaders = np.array([str(v or "") for v in leader_ids], dtype=object)
+    # Nodes whose storage is not traced are known by the records they wrote.
+    renewals = [e for e in index.of(EventKind.RENEW_OK) if e.node not in traced_nodes]
+    if renewals:
+        at = np.concatenate([at, true_times(renewals)])
+        written = [str(e.details.get("leader_id") or "") for e in renewals]
+        leaders = np.concatenate([leaders, np.array(written, dtype=object)])
     columns = ["start", "end", "duration", "leader_id"]
     if not len(at):
         return pd.DataFrame([], columns=columns)

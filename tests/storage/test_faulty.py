@@ -530,6 +530,13 @@ async def test_an_elector_behind_a_request_cut_loses_leadership_and_the_other_ta
     assert len(lost) >= 1
     assert set(lost["seen"]) == {"timeout"}
     assert (lost["sent_at"] >= cut_at).all()
+    # The storage lane mixes node-a's traced commits with node-b's written records.
+    # (Before the fix it showed node-a as the stored leader until the end.)
+    stored = result.committed_leader()
+    assert stored[stored["leader_id"] == "node-a"]["start"].min() < cut_at
+    taken = stored[(stored["leader_id"] == "node-b") & (stored["start"] > cut_at)]
+    assert len(taken) >= 1
+    assert taken["start"].min() == pytest.approx(row["new_start"], abs=0.05)
     print(
         f"node-a lost leadership {lost_after:.2f} s after the cut; failover {failover:.2f} s;"
         f" {len(ops)} storage ops traced on node-a, {len(lost)} lost in the cut"
