@@ -1,4 +1,18 @@
-"""Shared fixtures: server URLs, skip-or-fail policy for servers."""
+"""Shared fixtures and the two test tiers.
+
+Tiers:
+
+- ``python -m pytest`` (the README's command) is the fast tier: every module, the rules on
+  fake or simulated clocks, one seed per catalogue variant. Tests marked ``slow`` (real-time
+  runs of several seconds, benchmarks' smoke runs, every seed of the catalogue) are left out
+  and counted in the summary.
+- ``python -m pytest --full`` (what ``.ci/run`` runs as well) is the full tier: everything,
+  every catalogue variant over all of its seeds. ``LEADERSIM_FULL=1`` is the same switch
+  for a run that cannot pass options.
+
+Server tests read their URL from the environment and skip with a reason when the server is
+unreachable, unless ``LEADERSIM_REQUIRE_SERVERS=1`` (as in CI) turns that into a failure.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +21,50 @@ import os
 import pytest
 
 REQUIRE_SERVERS = os.environ.get("LEADERSIM_REQUIRE_SERVERS") == "1"
+
+
+def full_tier() -> bool:
+    """Whether this run is the full tier (``--full`` or ``LEADERSIM_FULL=1``)."""
+    return os.environ.get("LEADERSIM_FULL") == "1"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="the full tier: slow tests too, every catalogue variant over all its seeds",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Test modules read the tier when they are collected, after this hook; xdist workers
+    # get the same options, so they agree with the controller.
+    if config.getoption("--full"):
+        os.environ["LEADERSIM_FULL"] = "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if full_tier():
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if full_tier():
+        return "leadersim: full tier (slow tests, every catalogue seed)"
+    return "leadersim: fast tier (slow tests deselected; `python -m pytest --full` runs all)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not full_tier():
+        terminalreporter.write_line(
+            "fast tier: tests marked slow were not run; `python -m pytest --full` runs every "
+            "test, every catalogue variant over all its seeds (as CI does)"
+        )
 
 
 def server_unreachable(reason: str) -> None:

@@ -17,6 +17,7 @@ BENCH_ANALYSIS = REPO / "benchmarks" / "bench_analysis.py"
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_quick_analysis_benchmark_reports_speed_ups_and_analysis_times() -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH_ANALYSIS), "--quick"],

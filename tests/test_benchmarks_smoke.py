@@ -18,6 +18,7 @@ BENCH_SQLITE = REPO / "benchmarks" / "bench_sqlite.py"
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_quick_sqlite_benchmark_exits_cleanly_and_reports_its_measurements(
     tmp_path: Path,
 ) -> None:

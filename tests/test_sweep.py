@@ -78,6 +78,7 @@ def test_a_serial_and_a_two_worker_sweep_give_identical_frames() -> None:
     assert len(serial) == 12
 
 
+@pytest.mark.slow
 def test_a_dask_distributed_executor_gives_the_serial_frame() -> None:
     distributed = pytest.importorskip("distributed")
     parameters = {**SHORT_CRASH, "config.lease_duration": [10, 13]}
@@ -171,6 +172,7 @@ STOP_LATENCY = 3.0
 DELTA_RESP = 0.010  # the scenario's median update reply latency (one way)
 
 
+@pytest.mark.slow
 def test_the_measured_unsafe_region_of_zero_slack_agrees_with_the_predicted_boundary() -> None:
     """6 x 6 lease x deadline grid x 5 seeds of zero-slack-defaults (600 s: 5 hand-overs).
 

@@ -443,6 +443,7 @@ async def test_a_corrupt_record_is_reported_naming_the_table_and_left_untouched(
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 async def test_electors_never_overwrite_a_corrupt_record(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.db"
     text = CORRUPT_RECORDS[0]
