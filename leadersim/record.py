@@ -98,7 +98,9 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
 
 
 _MEMO_SIZE = 4096
-_ENCODED: dict[Member, str] = {}
+#: Keyed by the member *and* its renew time's UTC offset: members (like datetimes) compare
+#: equal across offsets for the same instant, but their encodings differ.
+_ENCODED: dict[tuple[Member, timedelta | None], str] = {}
 _HEADS: dict[tuple[str, str, str, float], str] = {}
 _DECODED: dict[tuple[Any, ...], Member] = {}
 
@@ -153,7 +155,8 @@ class Member:
 
     def to_json(self) -> str:
         """This member's JSON object as compact text (memoised: members are immutable)."""
-        text = _ENCODED.get(self)
+        key = (self, self.renew_time.utcoffset())
+        text = _ENCODED.get(key)
         if text is None:
             # Everything but the renew time rarely changes: encode it once per identity.
             # (An RFC 3339 timestamp needs no JSON escaping.)
@@ -169,7 +172,7 @@ class Member:
             if len(_ENCODED) >= _MEMO_SIZE:
                 _ENCODED.clear()
             stamp = format_go_time(self.renew_time, self.renew_time_ns)
-            text = _ENCODED[self] = f'{head}{stamp}"}}'
+            text = _ENCODED[key] = f'{head}{stamp}"}}'
         return text
 
     @classmethod

@@ -541,3 +541,15 @@ def test_release_does_not_mutate_the_record_it_read() -> None:
     plan = plan_release(read, "me", remove_self=True)
     assert snapshot(read) == before
     assert plan.record is not read
+
+
+def test_equal_instants_in_two_offsets_keep_their_own_encodings() -> None:
+    # Found by Hypothesis: members compare equal for one instant in two offsets, so a
+    # memo keyed by the member alone gave the second one the first one's offset.
+    instant = datetime(1997, 6, 30, 22, 59, 59, 999999, tzinfo=UTC)
+    shifted = instant.astimezone(timezone(timedelta(hours=-5, minutes=-26)))
+    west = Member("a", lease_duration=1.0, renew_time=shifted)
+    utc = Member("a", lease_duration=1.0, renew_time=instant)
+    assert west == utc
+    assert '"renew_time":"1997-06-30T17:33:59.999999-05:26"' in west.to_json()
+    assert '"renew_time":"1997-06-30T22:59:59.999999Z"' in utc.to_json()
