@@ -73,7 +73,8 @@ def _apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenar
             target[part] = child
             target = child
         target[parts[-1]] = value
-    return Scenario.from_mapping(spec)
+    # A duration override shortens the run: the faults past its new end are left out.
+    return Scenario.from_mapping(spec, drop_faults_after_end="duration" in overrides)
 
 
 def run_result(run: Run) -> Result:

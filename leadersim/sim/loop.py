@@ -236,7 +236,7 @@ class SimLoop(asyncio.BaseEventLoop):
         # Whether anyone retrieves the exception is known only when the run ends; keep
         # the task (a reference also stops the garbage collector from deciding earlier,
         # at a moment that would depend on reference cycles).
-        if not task.cancelled() and task._log_traceback:  # type: ignore[attr-defined]
+        if not task.cancelled() and task._log_traceback:
             self._failed_tasks.append((task, tag, self.time()))
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
@@ -266,9 +266,9 @@ class SimLoop(asyncio.BaseEventLoop):
         """Fail the run for each task whose exception nobody retrieved during it."""
         failed, self._failed_tasks = self._failed_tasks, []
         for task, tag, failed_at in failed:
-            if not task._log_traceback:  # type: ignore[attr-defined]
+            if not task._log_traceback:
                 continue  # awaited or inspected: someone handled it
-            task._log_traceback = False  # type: ignore[attr-defined]
+            task._log_traceback = False
             if tag is not None and tag.crashed:
                 continue  # whatever awaited it was dropped by the crash
             error = task.exception()
@@ -302,12 +302,12 @@ class SimLoop(asyncio.BaseEventLoop):
         result: Any = None
         try:
             result = super().run_until_complete(future)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below unless superseded
+        except BaseException as exc:  # re-raised below unless superseded
             outcome = exc
         self._collect_unretrieved()
         failure, self._failure = self._failure, None
         if failure is not None:
-            self._stopping = False  # type: ignore[attr-defined]
+            self._stopping = False
             # Raised outside the except clause: its own cause and context stay as they were.
             raise failure
         if outcome is not None:
@@ -372,7 +372,7 @@ class SimLoop(asyncio.BaseEventLoop):
         """
         if not self.is_closed() and not self.is_running():
             self._closing = True
-            self._stopping = False  # type: ignore[attr-defined]
+            self._stopping = False
             try:
                 self.run_until_complete(_abandon_pending())
             finally:
@@ -380,7 +380,7 @@ class SimLoop(asyncio.BaseEventLoop):
         for task in asyncio.all_tasks(self):
             task._log_destroy_pending = False  # type: ignore[attr-defined]
         for task, _tag, _at in self._failed_tasks:
-            task._log_traceback = False  # type: ignore[attr-defined]
+            task._log_traceback = False
         self._failed_tasks.clear()
         super().close()
 

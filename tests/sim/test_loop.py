@@ -576,7 +576,8 @@ def test_an_exception_inside_any_simulated_callback_fails_the_run_with_that_erro
         loop.run_until_complete(asyncio.sleep(100))
     assert raised.value.args == (where,)
     notes = raised.value.__notes__
-    assert len(notes) == 1 and "\n" not in notes[0]
+    assert len(notes) == 1
+    assert "\n" not in notes[0]
     assert notes[0].startswith("leadersim: raised inside the simulated loop at t=5.000000 s")
     # Never only logged by asyncio's exception handler.
     assert not [r for r in caplog.records if r.name == "asyncio"]
