@@ -6,6 +6,11 @@ when the fault begins — ``"all"``, or ``"fault:N"``, the nodes an earlier faul
 other keys depend on the kind (see :data:`FAULT_KINDS`). Schedules are lists of faults,
 written by hand or generated from a seed by :func:`random_schedule`.
 
+``start`` is the one kind that may name a new id (a node joins the run). ``restart``
+brings back a member that is down: crashed, or whose election has ended (a ``cancel``, a
+stop after a failed renewal); a member still stopping after a ``cancel`` comes back once
+it has stopped, and a running one is left as it is.
+
 Every number must be finite; durations, latencies and delays are seconds >= 0, a
 ``rate`` is a probability in [0, 1], a ``ppm`` drift is above -1e6 (a clock that runs
 at all). :func:`check_schedule` checks a schedule against its scenario: targets that
