@@ -56,8 +56,14 @@ class Latency:
     tail_max_s: float = 0.0
 
     @classmethod
-    def parse(cls, spec: Latency | Mapping[str, Any] | float | None) -> Latency:
+    def parse(
+        cls, spec: Latency | Mapping[str, Any] | float | None, where: str = "latency"
+    ) -> Latency:
         """Build from a mapping (``{"dist": "lognormal", "median_s": 0.005}``) or seconds.
+
+        Args:
+            spec: A mapping, a constant in seconds, a Latency, or ``None`` (the default).
+            where: Names the value in error messages (e.g. ``storage.latency``).
 
         Raises:
             ConfigError: an unknown distribution, a key the distribution does not take, a
@@ -70,41 +76,41 @@ class Latency:
             return spec
         if isinstance(spec, int | float) and not isinstance(spec, bool):
             if not finite_number(spec) or spec < 0:
-                raise ConfigError(f"latency must be finite seconds >= 0, got {spec!r}")
+                raise ConfigError(f"{where} must be finite seconds >= 0, got {spec!r}")
             return cls(dist="constant", value_s=float(spec))
         if not isinstance(spec, Mapping):
-            raise ConfigError(f"latency must be a mapping or seconds, got {spec!r}")
+            raise ConfigError(f"{where} must be a mapping or seconds, got {spec!r}")
         unknown = sorted(set(spec) - _KEYS)
         if unknown:
-            raise ConfigError(f"unknown latency key(s) {unknown}; allowed: {sorted(_KEYS)}")
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_KEYS)}")
         dist = spec.get("dist", "lognormal")
         if dist not in _DISTS:
-            raise ConfigError(f"unknown latency dist {dist!r}; allowed: {list(_DISTS)}")
+            raise ConfigError(f"{where}: unknown dist {dist!r}; allowed: {list(_DISTS)}")
         own = (*_DIST_KEYS[dist], *_TAIL_KEYS)
         foreign = sorted(set(spec) - {"dist", *own})
         if foreign:
             raise ConfigError(
-                f"latency key(s) {foreign} do not apply to dist {dist!r}; allowed: {list(own)}"
+                f"{where}: key(s) {foreign} do not apply to dist {dist!r}; allowed: {list(own)}"
             )
         missing = [k for k in _DIST_KEYS[dist] if k not in spec and dist != "lognormal"]
         if missing:
-            raise ConfigError(f"latency dist {dist!r} needs {missing}")
+            raise ConfigError(f"{where}: dist {dist!r} needs {missing}")
         values: dict[str, Any] = {"dist": dist}
         for key in own:
             if key in spec:
                 value = spec[key]
                 if not finite_number(value) or value < 0:
-                    raise ConfigError(f"latency {key} must be a finite number >= 0, got {value!r}")
+                    raise ConfigError(f"{where}.{key} must be a finite number >= 0, got {value!r}")
                 values[key] = float(value)
         latency = cls(**values)
         if latency.tail_p > 1:
             raise ConfigError(
-                f"latency tail_p is a probability; allowed: 0 to 1, got {latency.tail_p!r}"
+                f"{where}.tail_p is a probability; allowed: 0 to 1, got {latency.tail_p!r}"
             )
         for low, high in (("low_s", "high_s"), ("tail_min_s", "tail_max_s")):
             if getattr(latency, low) > getattr(latency, high):
                 raise ConfigError(
-                    f"latency {low} ({getattr(latency, low):g}) must not exceed {high} "
+                    f"{where}.{low} ({getattr(latency, low):g}) must not exceed {high} "
                     f"({getattr(latency, high):g})"
                 )
         if (
@@ -112,7 +118,7 @@ class Latency:
             and {"tail_min_s", "tail_max_s"} & set(spec)
             and (latency.tail_min_s or latency.tail_max_s)
         ):
-            raise ConfigError("latency tail_min_s/tail_max_s need tail_p > 0 to have any effect")
+            raise ConfigError(f"{where}: tail_min_s/tail_max_s need tail_p > 0 to have any effect")
         return latency
 
     def to_mapping(self) -> dict[str, Any]:

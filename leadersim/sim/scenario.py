@@ -201,9 +201,18 @@ class StorageSpec:
         by_node = _mapping("storage.latency_by_node", spec.get("latency_by_node"))
         _check_keys("storage.latency_by_op", by_op, ("get", "update", "txn"))
         return cls(
-            Latency.parse(spec.get("latency")),
-            tuple(sorted((k, Latency.parse(v)) for k, v in by_op.items())),
-            tuple(sorted((str(k), Latency.parse(v)) for k, v in by_node.items())),
+            Latency.parse(spec.get("latency"), "storage.latency"),
+            tuple(
+                sorted(
+                    (k, Latency.parse(v, f"storage.latency_by_op.{k}")) for k, v in by_op.items()
+                )
+            ),
+            tuple(
+                sorted(
+                    (str(k), Latency.parse(v, f"storage.latency_by_node.{k}"))
+                    for k, v in by_node.items()
+                )
+            ),
         )
 
 
