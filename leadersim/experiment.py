@@ -19,7 +19,7 @@ from typing import Any
 
 from leadersim.analysis.result import Result
 from leadersim.errors import ConfigError, SafetyWarning
-from leadersim.sim.scenario import Scenario, load_scenario_file
+from leadersim.sim.scenario import FILE_TYPES, Scenario, load_scenario_file
 from leadersim.sim.world import Run, World
 
 __all__ = ["resolve_scenario", "run_result", "simulate"]
@@ -37,7 +37,7 @@ def resolve_scenario(scenario: str | Path | Scenario | Mapping[str, Any]) -> Sce
     if isinstance(scenario, Mapping):
         return Scenario.from_mapping(scenario)
     if isinstance(scenario, Path) or (
-        isinstance(scenario, str) and scenario.endswith((".yaml", ".yml", ".toml", ".json"))
+        isinstance(scenario, str) and scenario.lower().endswith(tuple(FILE_TYPES))
     ):
         return load_scenario_file(scenario)
     if isinstance(scenario, str):

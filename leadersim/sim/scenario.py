@@ -43,7 +43,7 @@ from leadersim.sim.faults import (
 )
 from leadersim.sim.latency import Latency
 
-__all__ = ["CallbackSpec", "Scenario", "StorageSpec", "load_scenario_file"]
+__all__ = ["FILE_TYPES", "CallbackSpec", "Scenario", "StorageSpec", "load_scenario_file"]
 
 _CONFIG_KEYS = (
     "lease_duration",

@@ -355,3 +355,4 @@ def test_the_extension_is_matched_in_any_case(suffix: str, tmp_path: Path) -> No
     path.write_text(text, encoding="utf-8")
     assert load_scenario_file(path).nodes == ("n1", "n2")
     assert simulate(path).end_time == 30
+    assert simulate(str(path)).end_time == 30  # a string path is a file, not a name
