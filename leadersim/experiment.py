@@ -19,7 +19,7 @@ from typing import Any
 
 from leadersim.analysis.result import Result
 from leadersim.errors import ConfigError, SafetyWarning
-from leadersim.sim.scenario import Scenario, load_scenario_file
+from leadersim.sim.scenario import FILE_TYPES, Scenario, load_scenario_file
 from leadersim.sim.world import Run, World
 
 __all__ = ["resolve_scenario", "run_result", "simulate"]
@@ -37,7 +37,7 @@ def resolve_scenario(scenario: str | Path | Scenario | Mapping[str, Any]) -> Sce
     if isinstance(scenario, Mapping):
         return Scenario.from_mapping(scenario)
     if isinstance(scenario, Path) or (
-        isinstance(scenario, str) and scenario.endswith((".yaml", ".yml", ".toml", ".json"))
+        isinstance(scenario, str) and scenario.lower().endswith(tuple(FILE_TYPES))
     ):
         return load_scenario_file(scenario)
     if isinstance(scenario, str):
@@ -73,7 +73,8 @@ def _apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenar
             target[part] = child
             target = child
         target[parts[-1]] = value
-    return Scenario.from_mapping(spec)
+    # A duration override shortens the run: the faults past its new end are left out.
+    return Scenario.from_mapping(spec, drop_faults_after_end="duration" in overrides)
 
 
 def run_result(run: Run) -> Result:

@@ -1,4 +1,8 @@
-"""Latency distributions of simulated storage operations (one direction each)."""
+"""Latency distributions of simulated storage operations (one direction each).
+
+Each distribution takes only its own keys (plus the optional heavy tail): a key of
+another distribution would be ignored, so it is an error.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +13,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from leadersim.errors import ConfigError
+from leadersim.sim.faults import finite_number
 
 __all__ = ["Latency"]
 
-_DISTS = ("constant", "uniform", "exponential", "lognormal")
-_KEYS = {
-    "dist",
-    "value_s",
-    "low_s",
-    "high_s",
-    "mean_s",
-    "median_s",
-    "sigma",
-    "tail_p",
-    "tail_min_s",
-    "tail_max_s",
+#: Each distribution's own keys.
+_DIST_KEYS: dict[str, tuple[str, ...]] = {
+    "constant": ("value_s",),
+    "uniform": ("low_s", "high_s"),
+    "exponential": ("mean_s",),
+    "lognormal": ("median_s", "sigma"),
 }
+_DISTS = tuple(_DIST_KEYS)
+_TAIL_KEYS = ("tail_p", "tail_min_s", "tail_max_s")
+_KEYS = {"dist", *_TAIL_KEYS, *(k for keys in _DIST_KEYS.values() for k in keys)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Latency:
     """A one-way latency distribution, in seconds.
 
-    The default is the catalogue's baseline: lognormal with a 5 ms median.
+    The default is the catalogue's baseline: lognormal with a 5 ms median. A lognormal
+    takes ``median_s`` (default 0.005) and ``sigma`` (default 0.5); the other
+    distributions need their keys.
 
     Attributes:
         dist: ``constant`` (``value_s``), ``uniform`` (``low_s``..``high_s``),
@@ -52,34 +56,77 @@ class Latency:
     tail_max_s: float = 0.0
 
     @classmethod
-    def parse(cls, spec: Latency | Mapping[str, Any] | float | None) -> Latency:
+    def parse(
+        cls, spec: Latency | Mapping[str, Any] | float | None, where: str = "latency"
+    ) -> Latency:
         """Build from a mapping (``{"dist": "lognormal", "median_s": 0.005}``) or seconds.
 
+        Args:
+            spec: A mapping, a constant in seconds, a Latency, or ``None`` (the default).
+            where: Names the value in error messages (e.g. ``storage.latency``).
+
         Raises:
-            ConfigError: an unknown distribution or key, or a negative value.
+            ConfigError: an unknown distribution, a key the distribution does not take, a
+                value that is not a finite number >= 0, ``tail_p`` outside [0, 1], or a
+                range whose low end is above its high end.
         """
         if spec is None:
             return cls()
         if isinstance(spec, Latency):
             return spec
         if isinstance(spec, int | float) and not isinstance(spec, bool):
+            if not finite_number(spec) or spec < 0:
+                raise ConfigError(f"{where} must be finite seconds >= 0, got {spec!r}")
             return cls(dist="constant", value_s=float(spec))
         if not isinstance(spec, Mapping):
-            raise ConfigError(f"latency must be a mapping or seconds, got {spec!r}")
+            raise ConfigError(f"{where} must be a mapping or seconds, got {spec!r}")
         unknown = sorted(set(spec) - _KEYS)
         if unknown:
-            raise ConfigError(f"unknown latency key(s) {unknown}; allowed: {sorted(_KEYS)}")
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_KEYS)}")
         dist = spec.get("dist", "lognormal")
         if dist not in _DISTS:
-            raise ConfigError(f"unknown latency dist {dist!r}; allowed: {list(_DISTS)}")
+            raise ConfigError(f"{where}: unknown dist {dist!r}; allowed: {list(_DISTS)}")
+        own = (*_DIST_KEYS[dist], *_TAIL_KEYS)
+        foreign = sorted(set(spec) - {"dist", *own})
+        if foreign:
+            raise ConfigError(
+                f"{where}: key(s) {foreign} do not apply to dist {dist!r}; allowed: {list(own)}"
+            )
+        missing = [k for k in _DIST_KEYS[dist] if k not in spec and dist != "lognormal"]
+        if missing:
+            raise ConfigError(f"{where}: dist {dist!r} needs {missing}")
         values: dict[str, Any] = {"dist": dist}
-        for key in _KEYS - {"dist"}:
+        for key in own:
             if key in spec:
                 value = spec[key]
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise ConfigError(f"latency {key} must be a number >= 0, got {value!r}")
+                if not finite_number(value) or value < 0:
+                    raise ConfigError(f"{where}.{key} must be a finite number >= 0, got {value!r}")
                 values[key] = float(value)
-        return cls(**values)
+        latency = cls(**values)
+        if latency.tail_p > 1:
+            raise ConfigError(
+                f"{where}.tail_p is a probability; allowed: 0 to 1, got {latency.tail_p!r}"
+            )
+        for low, high in (("low_s", "high_s"), ("tail_min_s", "tail_max_s")):
+            if getattr(latency, low) > getattr(latency, high):
+                raise ConfigError(
+                    f"{where}.{low} ({getattr(latency, low):g}) must not exceed {high} "
+                    f"({getattr(latency, high):g})"
+                )
+        if (
+            latency.tail_p == 0
+            and {"tail_min_s", "tail_max_s"} & set(spec)
+            and (latency.tail_min_s or latency.tail_max_s)
+        ):
+            raise ConfigError(f"{where}: tail_min_s/tail_max_s need tail_p > 0 to have any effect")
+        return latency
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The mapping form: the distribution's own keys, and the tail's if it has one."""
+        keys = ("dist", *_DIST_KEYS[self.dist])
+        if self.tail_p > 0:
+            keys += _TAIL_KEYS
+        return {key: getattr(self, key) for key in keys}
 
     def sample(self, rng: random.Random) -> float:
         """Draw one latency in seconds."""

@@ -14,6 +14,14 @@ original order); a crashed node's callbacks are dropped, so no ``finally`` claus
 cleanup write of the crashed incarnation runs during the run. (When the loop closes, the
 coroutines still pending are closed quietly: any cleanup they have runs then, after the
 simulated run and its trace are over.)
+
+An exception that escapes a simulated callback is never just logged: the loop records
+the first one (a ``call_soon`` callback or timer that raised, a fault that failed to
+apply, a task or future whose exception nobody retrieved), stops, and
+:meth:`SimLoop.run_until_complete` raises it, with a note saying when and where it was
+raised. Two cases are legitimately never retrieved and stay quiet: a storage reply that
+reaches a crashed node (the simulated server marks it retrieved), and a failed task of
+a node that crashed before anything awaited it (its awaiter was dropped by the crash).
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import heapq
 from asyncio import events
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import simpy
@@ -35,6 +44,10 @@ T = TypeVar("T")
 _NODE: contextvars.ContextVar[NodeTag | None] = contextvars.ContextVar(
     "leadersim_sim_node", default=None
 )
+# The loop's own bookkeeping callbacks run in an empty context: no node gates them.
+_LOOP_CONTEXT = contextvars.Context()
+# How much of a handle's or task's repr a failure note keeps (it must stay one line).
+_NOTE_REPR_CHARS = 300
 
 
 class SimulationDeadlock(RuntimeError):
@@ -149,6 +162,11 @@ class SimLoop(asyncio.BaseEventLoop):
         # drops its tag (a restart replaces it) must not let the garbage collector close
         # the dropped coroutines during the run, which would run their `finally` clauses.
         self._crashed: list[NodeTag] = []
+        # The first exception a callback let escape (raised by run_until_complete), and
+        # the failed tasks whose exception may still be retrieved before the run ends.
+        self._failure: BaseException | None = None
+        self._failed_tasks: list[tuple[asyncio.Task[Any], NodeTag | None, float]] = []
+        self._closing = False
 
     # -- time ---------------------------------------------------------------------
 
@@ -209,7 +227,92 @@ class SimLoop(asyncio.BaseEventLoop):
             if len(tag.tasks) >= 64:
                 tag.tasks = [t for t in tag.tasks if not t.done()]
             tag.tasks.append(task)
+        task.add_done_callback(functools.partial(self._task_done, tag), context=_LOOP_CONTEXT)
         return task
+
+    # -- failures: an exception inside the simulation ends the run -----------------
+
+    def _task_done(self, tag: NodeTag | None, task: asyncio.Task[Any]) -> None:
+        # Whether anyone retrieves the exception is known only when the run ends; keep
+        # the task (a reference also stops the garbage collector from deciding earlier,
+        # at a moment that would depend on reference cycles).
+        if not task.cancelled() and task._log_traceback:
+            self._failed_tasks.append((task, tag, self.time()))
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Record the first error of the run and stop the loop; never just log it.
+
+        Args:
+            context: asyncio's error context (``message``, and ``exception``, ``handle``,
+                ``task`` or ``future`` when known).
+
+        While :meth:`close` abandons the pending coroutines, errors are not news about
+        the run and are dropped; once the loop is closed, asyncio's default handling
+        applies.
+        """
+        if self._closing:
+            return
+        if self.is_closed():
+            super().call_exception_handler(context)
+            return
+        self._fail(_failure_of(context, self.time()))
+
+    def _fail(self, failure: BaseException) -> None:
+        if self._failure is None:
+            self._failure = failure
+        self.stop()
+
+    def _collect_unretrieved(self) -> None:
+        """Fail the run for each task whose exception nobody retrieved during it."""
+        failed, self._failed_tasks = self._failed_tasks, []
+        for task, tag, failed_at in failed:
+            if not task._log_traceback:
+                continue  # awaited or inspected: someone handled it
+            task._log_traceback = False
+            if tag is not None and tag.crashed:
+                continue  # whatever awaited it was dropped by the crash
+            error = task.exception()
+            assert error is not None
+            self._fail(
+                _noted(
+                    error,
+                    failed_at,
+                    f"Task exception was never retrieved: {_short(repr(task))}",
+                )
+            )
+
+    def run_until_complete(self, future: Any) -> Any:
+        """Run until ``future`` is done; raise the first error the run's callbacks raised.
+
+        Args:
+            future: A coroutine or future, as for :meth:`asyncio.loop.run_until_complete`.
+
+        Returns:
+            The future's result.
+
+        Raises:
+            BaseException: The first exception raised inside a callback of the run
+                (including a task whose exception was never retrieved by the end), as
+                is, with a note naming the simulated time and the callback. It takes
+                precedence over the future's own outcome, which it may have caused.
+        """
+        if self._closing:
+            return super().run_until_complete(future)
+        outcome: BaseException | None = None
+        result: Any = None
+        try:
+            result = super().run_until_complete(future)
+        except BaseException as exc:  # re-raised below unless superseded
+            outcome = exc
+        self._collect_unretrieved()
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            self._stopping = False
+            # Raised outside the except clause: its own cause and context stay as they were.
+            raise failure
+        if outcome is not None:
+            raise outcome
+        return result
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:  # type: ignore[override]
         """Refuse: simulated code must not use threads (their time is not SimPy's)."""
@@ -268,10 +371,39 @@ class SimLoop(asyncio.BaseEventLoop):
         cleanup of a node runs as a step of the simulation.
         """
         if not self.is_closed() and not self.is_running():
-            self.run_until_complete(_abandon_pending())
+            self._closing = True
+            self._stopping = False
+            try:
+                self.run_until_complete(_abandon_pending())
+            finally:
+                self._closing = False
         for task in asyncio.all_tasks(self):
             task._log_destroy_pending = False  # type: ignore[attr-defined]
+        for task, _tag, _at in self._failed_tasks:
+            task._log_traceback = False
+        self._failed_tasks.clear()
         super().close()
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _NOTE_REPR_CHARS else text[: _NOTE_REPR_CHARS - 3] + "..."
+
+
+def _noted(error: BaseException, now: float, where: str) -> BaseException:
+    error.add_note(f"leadersim: raised inside the simulated loop at t={now:.6f} s: {where}")
+    return error
+
+
+def _failure_of(context: Mapping[str, Any], now: float) -> BaseException:
+    """The exception an asyncio error context reports (a RuntimeError if it has none)."""
+    message = str(context.get("message") or "unhandled error in the simulated loop")
+    culprit = context.get("handle") or context.get("task") or context.get("future")
+    where = message if culprit is None else f"{message}: {_short(repr(culprit))}"
+    error = context.get("exception")
+    if not isinstance(error, BaseException):
+        error = RuntimeError(where)
+    return _noted(error, now, where)
 
 
 async def _abandon_pending() -> None:

@@ -16,7 +16,11 @@ See ``simulate()`` for the entry point. A scenario mapping (or YAML/TOML file) h
       - {at: 60, kind: pause, target: leader, duration: 20}
     duration: 300
 
-Unknown keys are errors that name the allowed ones.
+Unknown keys are errors that name the allowed ones. Every number must be finite (no NaN,
+no infinity); durations and latencies are seconds >= 0 and ``duration`` is > 0. Node ids
+named anywhere (``nodes_config``, ``clocks``, ``storage.latency_by_node``,
+``callback.raise_on``, fault targets) must be members: the ``nodes``, or ids that a
+``start`` fault adds. A fault must start before ``duration``.
 """
 
 from __future__ import annotations
@@ -29,10 +33,17 @@ from typing import Any
 
 from leadersim.config import Config
 from leadersim.errors import ConfigError
-from leadersim.sim.faults import Fault, parse_faults
+from leadersim.sim.faults import (
+    MIN_DRIFT_PPM,
+    SPECIAL_TARGETS,
+    Fault,
+    check_schedule,
+    finite_number,
+    parse_faults,
+)
 from leadersim.sim.latency import Latency
 
-__all__ = ["CallbackSpec", "Scenario", "StorageSpec", "load_scenario_file"]
+__all__ = ["FILE_TYPES", "CallbackSpec", "Scenario", "StorageSpec", "load_scenario_file"]
 
 _CONFIG_KEYS = (
     "lease_duration",
@@ -53,10 +64,78 @@ def _check_keys(where: str, given: Mapping[str, Any], allowed: tuple[str, ...]) 
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
 
-def _number(where: str, value: Any, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ConfigError(f"{where} must be a number >= {minimum:g}, got {value!r}")
+def _mapping(where: str, given: Any) -> Mapping[Any, Any]:
+    """``given`` as a mapping (``None``: empty); anything else is an error."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {given!r}")
+    return given
+
+
+def _number(where: str, value: Any, *, positive: bool = False, unit: str = "seconds") -> float:
+    """A finite number >= 0 (> 0 if ``positive``) of ``unit``."""
+    if not finite_number(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ConfigError(f"{where} must be a finite number of {unit} {bound}, got {value!r}")
     return float(value)
+
+
+def _text(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _node_ids(spec: Any) -> tuple[str, ...]:
+    """The ids of a ``nodes`` value: a count (n1..nN) or a list of distinct ids."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if spec < 1:
+            raise ConfigError(f"nodes must be >= 1, got {spec}")
+        return tuple(f"n{i}" for i in range(1, spec + 1))
+    if not isinstance(spec, list | tuple) or not spec:
+        raise ConfigError(f"nodes must be a count or a non-empty list of ids, got {spec!r}")
+    bad = [n for n in spec if isinstance(n, bool) or not isinstance(n, str | int) or n == ""]
+    if bad:
+        raise ConfigError(f"nodes: ids must be non-empty strings (or integers), got {bad!r}")
+    nodes = tuple(str(n) for n in spec)
+    if len(set(nodes)) != len(nodes):
+        raise ConfigError(f"nodes must be distinct ids, got {list(spec)!r}")
+    special = [n for n in nodes if n in SPECIAL_TARGETS or n.startswith("fault:")]
+    if special:
+        raise ConfigError(
+            f"nodes: {special} would read as a fault target; a node id must not be "
+            f"{list(SPECIAL_TARGETS)} nor start with 'fault:'"
+        )
+    return nodes
+
+
+def _per_node(
+    where: str, given: Any, members: tuple[str, ...], keys: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """A mapping of node id to settings; every id must be a member of the run."""
+    entries: dict[str, dict[str, Any]] = {}
+    for raw, settings in _mapping(where, given).items():
+        node = str(raw)
+        if node not in members:
+            raise ConfigError(
+                f"{where}: {node!r} is not a node of this scenario; allowed: {list(members)}"
+            )
+        _check_keys(f"{where}.{node}", settings, keys)
+        entries[node] = dict(settings)
+    return entries
+
+
+def _check_clock(where: str, clock: Mapping[str, Any]) -> None:
+    for key, value in clock.items():
+        if not finite_number(value):
+            raise ConfigError(f"{where}.{key} must be a finite number, got {value!r}")
+    drift = clock.get("drift_ppm", 0.0)
+    if drift <= MIN_DRIFT_PPM:
+        raise ConfigError(
+            f"{where}.drift_ppm must be > {MIN_DRIFT_PPM:g} (at -1e6 the clock stops), "
+            f"got {drift!r}"
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,11 +167,19 @@ class CallbackSpec:
         values: dict[str, Any] = {}
         for key, value in spec.items():
             if key == "raise_on":
-                values[key] = tuple([value] if isinstance(value, str) else value)
+                ids = [value] if isinstance(value, str) else value
+                if not isinstance(ids, list | tuple) or not all(
+                    isinstance(n, str) and n for n in ids
+                ):
+                    raise ConfigError(
+                        f"callback.raise_on must be a node id or a list of ids, got {value!r}"
+                    )
+                values[key] = tuple(ids)
             elif key == "raise_after_s" and value is None:
                 values[key] = None
             else:
-                values[key] = _number(f"callback.{key}", value)
+                unit = "writes per second" if key == "writes_per_s" else "seconds"
+                values[key] = _number(f"callback.{key}", value, unit=unit)
         return cls(**values)
 
 
@@ -110,13 +197,22 @@ class StorageSpec:
         if spec is None:
             return cls()
         _check_keys("storage", spec, ("latency", "latency_by_op", "latency_by_node"))
-        by_op = spec.get("latency_by_op") or {}
-        by_node = spec.get("latency_by_node") or {}
+        by_op = _mapping("storage.latency_by_op", spec.get("latency_by_op"))
+        by_node = _mapping("storage.latency_by_node", spec.get("latency_by_node"))
         _check_keys("storage.latency_by_op", by_op, ("get", "update", "txn"))
         return cls(
-            Latency.parse(spec.get("latency")),
-            tuple(sorted((k, Latency.parse(v)) for k, v in by_op.items())),
-            tuple(sorted((str(k), Latency.parse(v)) for k, v in by_node.items())),
+            Latency.parse(spec.get("latency"), "storage.latency"),
+            tuple(
+                sorted(
+                    (k, Latency.parse(v, f"storage.latency_by_op.{k}")) for k, v in by_op.items()
+                )
+            ),
+            tuple(
+                sorted(
+                    (str(k), Latency.parse(v, f"storage.latency_by_node.{k}"))
+                    for k, v in by_node.items()
+                )
+            ),
         )
 
 
@@ -155,54 +251,72 @@ class Scenario:
     )
 
     @classmethod
-    def from_mapping(cls, spec: Mapping[str, Any]) -> Scenario:
+    def from_mapping(
+        cls, spec: Mapping[str, Any], *, drop_faults_after_end: bool = False
+    ) -> Scenario:
         """Validate a scenario mapping; errors name the key and what is allowed.
 
+        Args:
+            spec: The scenario in its mapping form.
+            drop_faults_after_end: Leave out the faults that start at or after
+                ``duration`` instead of refusing them: for a run deliberately shortened
+                (an override of ``duration``), which keeps the schedule's beginning.
+
         Raises:
-            ConfigError: an unknown key, a bad value, or an invalid elector config.
+            ConfigError: an unknown key, a bad value, a node id that is not a member, a
+                fault after the end, or an invalid elector config.
         """
         _check_keys("scenario", spec, cls.KEYS)
-        nodes_spec = spec.get("nodes", 3)
-        if isinstance(nodes_spec, int) and not isinstance(nodes_spec, bool):
-            if nodes_spec < 1:
-                raise ConfigError(f"nodes must be >= 1, got {nodes_spec}")
-            nodes = tuple(f"n{i}" for i in range(1, nodes_spec + 1))
-        elif isinstance(nodes_spec, list | tuple) and nodes_spec:
-            nodes = tuple(str(n) for n in nodes_spec)
-            if len(set(nodes)) != len(nodes) or not all(nodes):
-                raise ConfigError(f"nodes must be distinct, non-empty ids, got {nodes_spec!r}")
-        else:
-            raise ConfigError(f"nodes must be a count or a list of ids, got {nodes_spec!r}")
-        config = dict(spec.get("config") or {})
+        nodes = _node_ids(spec.get("nodes", 3))
+        duration = _number("duration", spec.get("duration", 300.0), positive=True)
+        faults = parse_faults(spec.get("faults"))
+        if drop_faults_after_end:
+            # Faults are in time order and refer only to earlier ones: the kept ones are
+            # a prefix, with every reference intact.
+            faults = tuple(f for f in faults if f.at < duration)
+        members = check_schedule(faults, nodes, duration)
+        config = dict(_mapping("config", spec.get("config")))
         _check_keys("config", config, _CONFIG_KEYS)
-        nodes_config = {str(k): dict(v) for k, v in (spec.get("nodes_config") or {}).items()}
-        for node, overrides in nodes_config.items():
-            _check_keys(f"nodes_config.{node}", overrides, _CONFIG_KEYS)
-        clocks = {str(k): dict(v) for k, v in (spec.get("clocks") or {}).items()}
+        nodes_config = _per_node("nodes_config", spec.get("nodes_config"), members, _CONFIG_KEYS)
+        clocks = _per_node("clocks", spec.get("clocks"), members, _CLOCK_KEYS)
         for node, clock in clocks.items():
-            _check_keys(f"clocks.{node}", clock, _CLOCK_KEYS)
+            _check_clock(f"clocks.{node}", clock)
         callback_spec = spec.get("callback")
         callback: CallbackSpec | Callable[[], Any]
         callback = callback_spec if callable(callback_spec) else CallbackSpec.parse(callback_spec)
+        if isinstance(callback, CallbackSpec):
+            strangers = [n for n in callback.raise_on if n not in members]
+            if strangers:
+                raise ConfigError(
+                    f"callback.raise_on: {strangers} not node(s) of this scenario; "
+                    f"allowed: {list(members)}"
+                )
         fencing = spec.get("fencing", False)
         if not isinstance(fencing, bool):
             raise ConfigError(f"fencing must be true or false, got {fencing!r}")
+        storage = StorageSpec.parse(spec.get("storage"))
+        strangers = [n for n, _ in storage.latency_by_node if n not in members]
+        if strangers:
+            raise ConfigError(
+                f"storage.latency_by_node: {strangers} not node(s) of this scenario; "
+                f"allowed: {list(members)}"
+            )
         scenario = cls(
-            name=str(spec.get("name", "adhoc")),
+            name=_text("name", spec.get("name", "adhoc")),
             nodes=nodes,
             config=config,
             nodes_config=nodes_config,
             callback=callback,
             fencing=fencing,
-            storage=StorageSpec.parse(spec.get("storage")),
+            storage=storage,
             clocks=clocks,
-            faults=parse_faults(spec.get("faults")),
-            duration=_number("duration", spec.get("duration", 300.0)),
+            faults=faults,
+            duration=duration,
             start_stagger=_number("start_stagger", spec.get("start_stagger", 1.0)),
             start_jitter=_number("start_jitter", spec.get("start_jitter", 2.0)),
-            description=str(spec.get("description", "")),
+            description=_text("description", spec.get("description", "")),
         )
-        for node in scenario.nodes:
+        for node in members:
             scenario.config_for(node)  # validates durations early, naming the node
         return scenario
 
@@ -221,10 +335,14 @@ class Scenario:
         return merged
 
     def replace(self, **changes: Any) -> Scenario:
-        """A copy with top-level keys replaced (mappings as in the scenario format)."""
+        """A copy with top-level keys replaced (mappings as in the scenario format).
+
+        A new ``duration`` shortens the run: faults that would start at or after it are
+        left out.
+        """
         spec = self.to_mapping()
         spec.update(changes)
-        return Scenario.from_mapping(spec)
+        return Scenario.from_mapping(spec, drop_faults_after_end="duration" in changes)
 
     def to_mapping(self) -> dict[str, Any]:
         """The mapping form of this scenario."""
@@ -245,11 +363,9 @@ class Scenario:
             "callback": callback,
             "fencing": self.fencing,
             "storage": {
-                "latency": dataclasses.asdict(self.storage.latency),
-                "latency_by_op": {k: dataclasses.asdict(v) for k, v in self.storage.latency_by_op},
-                "latency_by_node": {
-                    k: dataclasses.asdict(v) for k, v in self.storage.latency_by_node
-                },
+                "latency": self.storage.latency.to_mapping(),
+                "latency_by_op": {k: v.to_mapping() for k, v in self.storage.latency_by_op},
+                "latency_by_node": {k: v.to_mapping() for k, v in self.storage.latency_by_node},
             },
             "clocks": {k: dict(v) for k, v in self.clocks.items()},
             "faults": [f.to_dict() for f in self.faults],
@@ -264,39 +380,115 @@ async def _noop() -> None:
     return None
 
 
+#: Scenario file types, by lower-cased extension.
+FILE_TYPES = {".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".json": "JSON"}
+
+
 def load_scenario_file(path: str | Path) -> Scenario:
     """Read a scenario from a YAML (``.yaml``/``.yml``), TOML or JSON file.
 
+    The extension is matched case-insensitively (``.YAML`` is YAML). A key given twice
+    in the same mapping is an error (YAML and JSON parsers would keep the last).
+
     Raises:
-        ConfigError: the file cannot be parsed or holds an invalid scenario; the message
-            names the file.
+        ConfigError: one line naming the file and the problem: it does not exist or
+            cannot be read, has an unknown extension, cannot be parsed (with the line
+            and column), or holds an invalid scenario.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    kind = FILE_TYPES.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(
+            f"{path}: unknown scenario file type {path.suffix!r}; allowed: "
+            f"{', '.join(FILE_TYPES)} (any case)"
+        )
     try:
-        if path.suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise ConfigError(
-                    f"{path}: reading YAML needs PyYAML (pip install pyyaml)"
-                ) from exc
-            data = yaml.safe_load(text)
-        elif path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ConfigError(f"{path}: unknown scenario file type; use .yaml, .toml or .json")
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{path}: cannot parse scenario file: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such scenario file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: cannot read scenario file: not UTF-8 text (byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read scenario file: {exc.strerror or exc}") from None
+    data = _parse(path, kind, text)
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: a scenario file must hold a mapping")
+        found = "nothing (the file is empty)" if data is None else type(data).__name__
+        raise ConfigError(f"{path}: a scenario file must hold a mapping of keys, got {found}")
     try:
         return Scenario.from_mapping(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _parse(path: Path, kind: str, text: str) -> Any:
+    """The data of a scenario file; a parse error is one line with its position."""
+    if kind == "TOML":
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:  # its message ends with "(at line L, column C)"
+            raise ConfigError(f"{path}: cannot parse TOML: {exc}") from None
+    if kind == "JSON":
+        try:
+            return json.loads(text, object_pairs_hook=_unique_json_keys)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}: cannot parse JSON: {exc.msg} (at line {exc.lineno}, column {exc.colno})"
+            ) from None
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: cannot parse JSON: {exc}") from None
+    try:
+        import yaml
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from exc
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        at = f" (at line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: cannot parse YAML: {problem}{at}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: cannot parse YAML: {' '.join(str(exc).split())}") from None
+
+
+def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ConfigError(f"key {key!r} is given twice in one object")
+        result[key] = value
+    return result
+
+
+_YAML_LOADER: Any = None
+
+
+def _yaml_loader() -> Any:
+    """A YAML SafeLoader that refuses a key given twice in one mapping (built once)."""
+    global _YAML_LOADER
+    if _YAML_LOADER is None:
+        import yaml
+
+        class UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                seen: set[Any] = set()
+                for key_node, _value in node.value:
+                    key = self.construct_object(key_node, deep=deep)
+                    if isinstance(key, list | dict):
+                        continue  # unhashable: SafeLoader reports it
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"key {key!r} is given twice in one mapping",
+                            key_node.start_mark,
+                        )
+                    seen.add(key)
+                return super().construct_mapping(node, deep=deep)
+
+        _YAML_LOADER = UniqueKeyLoader
+    return _YAML_LOADER

@@ -178,8 +178,18 @@ class World:
 
     def _start_node(self, node: str) -> None:
         state = self.nodes.get(node) or self._add_node(node)
-        if state.tag is not None and not state.tag.crashed:
-            return  # already running
+        tag, task = state.tag, state.task
+        if tag is not None and not tag.crashed:
+            if task is not None and not task.done():
+                if task.cancelling():
+                    # Still stopping after a cancel: come back once it has stopped.
+                    task.add_done_callback(
+                        lambda _task: self._start_node(node), context=_ENV_CONTEXT
+                    )
+                return  # already running (a restart of a live member does nothing)
+            # Its election has ended (cancelled, or stopped after a failed renewal): the
+            # process exits, and whatever it left behind goes with it.
+            self._crash(state)
         state.incarnation += 1
         state.tag = NodeTag(node, state.incarnation)
         state.acting = False
@@ -290,6 +300,10 @@ class World:
 
     # ------------------------------------------------------------------ faults
 
+    def _apply_all(self, indices: list[int]) -> None:
+        for index in indices:
+            self._apply(index, self.scenario.faults[index])
+
     def _apply(self, index: int, fault: Fault) -> None:
         targets = self._targets(fault)
         self._resolved[index] = targets
@@ -318,16 +332,7 @@ class World:
         tag = state.tag
         faults = self.server.faults(node)
         if kind == "crash":
-            if tag is not None and not tag.crashed:
-                self.loop.crash(tag)
-                if state.acting:
-                    state.acting = False
-                    self._env_observer(
-                        node,
-                        0.0,
-                        EventKind.CALLBACK_STOPPED,
-                        {"reason": "crashed", "error": None, "incarnation": state.incarnation},
-                    )
+            self._crash(state)
         elif kind == "pause":
             if tag is not None and not tag.crashed:
                 self.loop.pause(tag)
@@ -355,6 +360,21 @@ class World:
             faults.conflict_rate = float(fault.get("rate"))
         elif kind == "busy":
             faults.busy_rate = float(fault.get("rate"))
+
+    def _crash(self, state: _Node) -> None:
+        """Drop the node's running incarnation for good (nothing if it is down)."""
+        tag = state.tag
+        if tag is None or tag.crashed:
+            return
+        self.loop.crash(tag)
+        if state.acting:
+            state.acting = False
+            self._env_observer(
+                state.node,
+                0.0,
+                EventKind.CALLBACK_STOPPED,
+                {"reason": "crashed", "error": None, "incarnation": state.incarnation},
+            )
 
     def _end_fault(self, node: str, fault: Fault) -> None:
         state = self.nodes[node]
@@ -389,8 +409,14 @@ class World:
                 0.0 if i == 0 else scenario.start_stagger + phases.uniform(0, scenario.start_jitter)
             )
             self._call_at(at, self._start_node, node)
+        # One timer per instant, applying its faults in schedule order: timers due at the
+        # same time leave the heap in no guaranteed order, and a 'fault:N' target needs
+        # fault N applied first.
+        instants: dict[float, list[int]] = {}
         for index, fault in enumerate(scenario.faults):
-            self._call_at(fault.at, self._apply, index, fault)
+            instants.setdefault(fault.at, []).append(index)
+        for at, indices in instants.items():
+            self._call_at(at, self._apply_all, indices)
         try:
             self.loop.run_until_complete(asyncio.sleep(scenario.duration))
             events = tuple(self.recorder.events)  # before teardown can add anything

@@ -488,3 +488,170 @@ def test_a_restarted_node_is_a_new_incarnation_independent_of_the_crashed_one(
 
     run(loop, main)
     assert log == [(1, "n1#0"), (2, "n1#0"), (5.5, "n1#1"), (6.5, "n1#1")]
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+class Boom(Exception):
+    """The error a test plants inside a simulated callback."""
+
+
+def _boom(at: str) -> None:
+    raise Boom(at)
+
+
+def _plant_call_soon(loop: SimLoop) -> None:
+    loop.call_later(5, lambda: loop.call_soon(_boom, "call_soon"))
+
+
+def _plant_timer(loop: SimLoop) -> None:
+    loop.call_later(5, _boom, "timer")
+
+
+def _plant_node_timer(loop: SimLoop) -> None:
+    async def node() -> None:
+        asyncio.get_running_loop().call_later(5, _boom, "node timer")
+        await asyncio.sleep(1000)
+
+    loop.spawn(NodeTag("n1"), node())
+
+
+def _plant_done_callback(loop: SimLoop) -> None:
+    future: asyncio.Future[None] = loop.create_future()
+    future.add_done_callback(lambda _f: _boom("done callback"))
+    loop.call_later(5, future.set_result, None)
+
+
+def _plant_simpy_resolved_future_callback(loop: SimLoop) -> None:
+    future: asyncio.Future[None] = loop.create_future()
+    future.add_done_callback(lambda _f: _boom("simpy-resolved future"))
+    loop.env.timeout(5).callbacks.append(lambda _event: future.set_result(None))
+
+
+def _plant_unretrieved_task(loop: SimLoop) -> None:
+    async def fails() -> None:
+        await asyncio.sleep(5)
+        _boom("task")
+
+    loop.create_task(fails())  # nobody awaits it
+
+
+def _plant_unretrieved_node_task(loop: SimLoop) -> None:
+    async def fails() -> None:
+        await asyncio.sleep(5)
+        _boom("node task")
+
+    loop.spawn(NodeTag("n1"), fails())
+
+
+def _plant_future_dropped_with_exception(loop: SimLoop) -> None:
+    def drop() -> None:
+        future: asyncio.Future[None] = loop.create_future()
+        future.set_exception(Boom("future"))
+        del future  # its last reference: asyncio reports it as never retrieved
+
+    loop.call_later(5, drop)
+
+
+PLANTS = {
+    "call_soon": _plant_call_soon,
+    "timer": _plant_timer,
+    "node timer": _plant_node_timer,
+    "done callback": _plant_done_callback,
+    "simpy-resolved future": _plant_simpy_resolved_future_callback,
+    "task": _plant_unretrieved_task,
+    "node task": _plant_unretrieved_node_task,
+    "future": _plant_future_dropped_with_exception,
+}
+
+
+@pytest.mark.parametrize("where", sorted(PLANTS))
+def test_an_exception_inside_any_simulated_callback_fails_the_run_with_that_error(
+    loop: SimLoop, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    PLANTS[where](loop)
+
+    with pytest.raises(Boom) as raised:
+        loop.run_until_complete(asyncio.sleep(100))
+    assert raised.value.args == (where,)
+    notes = raised.value.__notes__
+    assert len(notes) == 1
+    assert "\n" not in notes[0]
+    assert notes[0].startswith("leadersim: raised inside the simulated loop at t=5.000000 s")
+    # Never only logged by asyncio's exception handler.
+    assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+@pytest.mark.parametrize("where", ["call_soon", "timer", "node timer", "done callback"])
+def test_a_failing_callback_stops_the_run_at_its_instant(loop: SimLoop, where: str) -> None:
+    later: list[float] = []
+    PLANTS[where](loop)
+    loop.call_later(6, lambda: later.append(loop.time()))
+
+    with pytest.raises(Boom):
+        loop.run_until_complete(asyncio.sleep(100))
+    assert loop.time() == 5
+    assert later == []
+
+
+def test_the_first_failure_is_raised_and_the_loop_can_run_again(loop: SimLoop) -> None:
+    loop.call_later(5, _boom, "first")
+    loop.call_later(5, _boom, "second")
+    with pytest.raises(Boom, match="first"):
+        loop.run_until_complete(asyncio.sleep(100))
+    # The recorded failure is spent: the next run starts clean and runs to its end.
+    loop.run_until_complete(asyncio.sleep(1))
+    assert loop.time() == 6
+
+
+def test_a_task_exception_retrieved_before_the_run_ends_does_not_fail_it(loop: SimLoop) -> None:
+    async def fails() -> None:
+        await asyncio.sleep(1)
+        raise Boom("handled")
+
+    async def main() -> str:
+        task = asyncio.create_task(fails())
+        await asyncio.sleep(10)  # the task has failed long ago; it is awaited late
+        try:
+            await task
+        except Boom as exc:
+            return str(exc)
+        return "not raised"
+
+    assert loop.run_until_complete(main()) == "handled"
+
+
+def test_a_failed_task_of_a_node_that_crashed_before_it_was_awaited_is_quiet(
+    loop: SimLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    tag = NodeTag("n1")
+
+    async def fails() -> None:
+        await asyncio.sleep(1)
+        raise Boom("dropped with the crash")
+
+    async def node() -> None:
+        child = asyncio.create_task(fails())
+        await asyncio.sleep(2)  # the crash at t=1.5 drops this node before it awaits
+        await child
+
+    async def main() -> None:
+        loop.spawn(tag, node())
+        await asyncio.sleep(1.5)
+        loop.crash(tag)
+        await asyncio.sleep(10)
+
+    loop.run_until_complete(main())
+    assert loop.time() == 11.5
+    assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+def test_the_main_coroutines_own_error_still_propagates(loop: SimLoop) -> None:
+    async def main() -> None:
+        await asyncio.sleep(1)
+        raise Boom("main")
+
+    with pytest.raises(Boom, match="main") as raised:
+        loop.run_until_complete(main())
+    assert not getattr(raised.value, "__notes__", [])

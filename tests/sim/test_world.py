@@ -443,3 +443,119 @@ def test_a_run_ends_quietly_when_crashed_and_live_nodes_hold_plain_asyncio_work(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
     assert done.stderr == ""
+
+
+# ---------------------------------------------------------------------------- fault schedule
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_faults_at_the_same_instant_apply_in_schedule_order(seed: int) -> None:
+    # Seven faults at t=30 all name fault 0's node: each must find fault 0 applied (timers
+    # due at one instant leave asyncio's heap in no guaranteed order).
+    first = {"at": 30, "kind": "slow", "target": "leader", "latency_s": 0.01, "duration": 5}
+    same = {**first, "target": "fault:0"}
+    result = simulate({"duration": 40, "faults": [first] + [same] * 7}, seed=seed)
+    starts = events(result, EventKind.FAULT_START)
+    assert [e.details["fault"] for e in starts] == list(range(8))
+    assert {e.node for e in starts} == {starts[0].node}
+
+
+def incarnations(result: Result, node: str) -> list[tuple[float, Any]]:
+    return [
+        (e.true_time, e.details["incarnation"])
+        for e in events(result, EventKind.ELECTION_STARTED, node=node)
+    ]
+
+
+def test_restart_after_cancel_starts_the_member_again() -> None:
+    result = simulate(
+        {
+            "duration": 80,
+            "faults": [
+                {"at": 30, "kind": "cancel", "target": "n2"},
+                {"at": 40, "kind": "restart", "target": "n2"},
+            ],
+        },
+        seed=1,
+    )
+    assert [i for _t, i in incarnations(result, "n2")] == [0, 1]
+    assert incarnations(result, "n2")[1][0] == 40
+    stopped = events(result, EventKind.ELECTION_STOPPED, node="n2")
+    assert stopped
+    assert 30 <= stopped[0].true_time < 40
+    # The new incarnation takes part again: it renews its member entry.
+    assert [e for e in events(result, EventKind.RENEW_OK, node="n2") if e.true_time > 40]
+
+
+def test_restart_while_a_cancelled_leader_is_still_stopping_starts_it_once_stopped() -> None:
+    # The leader's work takes 3 s to stop after the cancel; the restart comes during that.
+    result = simulate(
+        {
+            "duration": 80,
+            "callback": {"stop_latency": 3.0},
+            "faults": [
+                {"at": 30, "kind": "cancel", "target": "leader"},
+                {"at": 30.5, "kind": "restart", "target": "fault:0"},
+            ],
+        },
+        seed=2,
+    )
+    (cancel,) = fault_starts(result, "cancel")
+    node = cancel.node
+    old_stop = next(
+        e for e in events(result, EventKind.CALLBACK_STOPPED, node=node) if e.true_time > 30
+    )
+    assert old_stop.true_time >= 33  # the 3 s of stop latency ran
+    (_first, (restarted_at, incarnation)) = incarnations(result, node)
+    assert incarnation == 1
+    assert restarted_at >= old_stop.true_time
+
+
+def test_restart_of_a_live_member_does_nothing() -> None:
+    result = simulate(
+        {"duration": 60, "faults": [{"at": 30, "kind": "restart", "target": "n1"}]}, seed=0
+    )
+    assert [i for _t, i in incarnations(result, "n1")] == [0]
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+def test_an_exception_while_applying_a_fault_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from leadersim.sim.world import World
+
+    original = World._start_fault
+
+    def broken(self: World, node: str, fault: Any) -> None:
+        if fault.kind == "slow":
+            raise KeyError(f"planted failure applying {fault.kind} to {node}")
+        original(self, node, fault)
+
+    monkeypatch.setattr(World, "_start_fault", broken)
+    spec = {
+        "duration": 60,
+        "faults": [{"at": 20, "kind": "slow", "target": "n2", "latency_s": 1, "duration": 5}],
+    }
+    with pytest.raises(KeyError, match="planted failure applying slow to n2") as raised:
+        simulate(spec)
+    assert any("t=20.000000 s" in note for note in raised.value.__notes__)
+    assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+def test_a_leader_callbacks_forgotten_failing_task_fails_the_run() -> None:
+    class Forgotten(Exception):
+        pass
+
+    async def fails() -> None:
+        await asyncio.sleep(1)
+        raise Forgotten("a background task of the leader's work failed")
+
+    async def lead() -> None:
+        asyncio.get_running_loop().create_task(fails())  # never awaited
+        await asyncio.Event().wait()
+
+    with pytest.raises(Forgotten) as raised:
+        simulate({"duration": 60, "callback": lead})
+    assert any("Task exception was never retrieved" in n for n in raised.value.__notes__)
