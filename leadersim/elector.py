@@ -18,13 +18,14 @@ import dataclasses
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from leadersim.clock import Clock, RealClock
 from leadersim.config import Config, LeaderCallback
 from leadersim.errors import (
     ConfigError,
+    CorruptRecordError,
     RecordConflictError,
     RenewFailedError,
     ResignTimeoutError,
@@ -37,6 +38,7 @@ from leadersim.record import (
     member_ids,
     plan_release,
     plan_renewal,
+    record_warnings,
 )
 from leadersim.storage.base import Storage
 from leadersim.trace import EventKind, Observer, Scalar
@@ -51,6 +53,9 @@ RESIGN_TIMEOUT: Final = 5.0
 RELEASE_TIMEOUT: Final = 5.0
 
 _RETRYABLE = (StorageError, RecordConflictError)
+#: Seconds a leader-change waiter wakes after the observed leader's local lease end, so
+#: that the lease is strictly over (expiry is ``now - seen > lease``) when it looks.
+_EXPIRY_MARGIN: Final = 1e-6
 
 
 @dataclasses.dataclass(slots=True)
@@ -80,7 +85,8 @@ class Elector:
         logger: Where the reference's log messages go (default ``leadersim.elector``).
 
     Raises:
-        ConfigError: the config is invalid.
+        ConfigError: the config is invalid, or its ``storage`` / ``leader_callback`` is
+            not what an elector can run (see :meth:`Config.check_components`).
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class Elector:
     ) -> None:
         config = config.copy()
         config.adjust_and_validate()
+        config.check_components()
         assert config.storage is not None
         assert config.leader_callback is not None
         self._config = config
@@ -106,12 +113,17 @@ class Elector:
         self._log = logger if logger is not None else _logger
         self._me = Member(config.id, config.name, config.address, config.lease_duration)
         self._observed = Record()
-        self._tracker = RenewTracker()
+        self._tracker = RenewTracker(config.max_member_lease or math.inf)
         self._believed_leader = False
+        # With stop_before_release: set from the start of a release until a renew reads
+        # the record again (or the release succeeds), while is_leader() answers false.
+        self._giving_up = False
+        self._corrupt_error: str | None = None  # the corruption last logged, if any
+        self._record_warnings: frozenset[str] = frozenset()
         self._resign_until = -math.inf
         self._resign_requests: collections.deque[_ResignRequest] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None
-        self._changed = asyncio.Event()
+        self._waiters: set[asyncio.Future[None]] = set()
         self._callback_task: asyncio.Task[None] | None = None
         self._running = False
 
@@ -131,15 +143,22 @@ class Elector:
         """Whether the cached record names this member leader and its lease is unexpired.
 
         Reads only the cached record and this member's own clock, never the storage.
+        With ``stop_before_release``, false from the moment a release of the slot starts.
         """
-        if self._observed.leader_id != self._config.id:
+        if self._giving_up or self._observed.leader_id != self._config.id:
             return False
         me = self._observed.find_member(self._config.id)
         return me is not None and not self._tracker.is_expired(me, self._clock.monotonic())
 
     def get_leader(self) -> Member | None:
-        """The leader of the cached record, or ``None`` if there is none or it expired."""
-        leader = self._observed.find_member(self._observed.leader_id)
+        """The leader of the cached record, or ``None`` if there is none or it expired.
+
+        With ``stop_before_release``, never this member once it has started releasing.
+        """
+        leader_id = self._observed.leader_id
+        if self._giving_up and leader_id == self._config.id:
+            return None
+        leader = self._observed.find_member(leader_id)
         if leader is None or self._tracker.is_expired(leader, self._clock.monotonic()):
             return None
         return leader
@@ -153,10 +172,91 @@ class Elector:
         return self._callback_task is not None and not self._callback_task.done()
 
     async def wait_leader(self) -> Member:
-        """Wait until the cached record shows an unexpired leader, and return it."""
+        """Wait until the cached record shows an unexpired leader, and return it.
+
+        Returns at once if there is one already; to await a *change* of leader use
+        :meth:`wait_leader_change` or :meth:`watch_leader`.
+        """
         while (leader := self.get_leader()) is None:
-            await self._changed.wait()
+            await self._wait_for_change(None)
         return leader
+
+    async def wait_leader_change(self, previous: Member | None) -> Member | None:
+        """Wait until the observed leader is no longer ``previous``; return the new one.
+
+        The observed leader is what :meth:`get_leader` answers: it changes when a read or
+        write of this member shows another leader id (or none), and when the leader's
+        lease runs out on this member's clock (then the result is ``None``). Leaders are
+        compared by id, so the leader's renewals are not changes. Returns at once if the
+        leader already differs from ``previous``. Time is read only through the elector's
+        clock: the lease end is awaited with a timer, never by polling.
+
+        Args:
+            previous: The leader last seen (as returned by :meth:`get_leader`, this
+                method or :meth:`watch_leader`), or ``None`` for "no leader".
+
+        Returns:
+            The new leader, or ``None`` if there is none now.
+
+        Raises:
+            TypeError: ``previous`` is neither a :class:`~leadersim.Member` nor ``None``.
+        """
+        if previous is not None and not isinstance(previous, Member):
+            raise TypeError(
+                f"previous must be a Member or None, got {type(previous).__name__} {previous!r}"
+            )
+        previous_id = None if previous is None else previous.id
+        while True:
+            leader = self.get_leader()
+            if (None if leader is None else leader.id) != previous_id:
+                return leader
+            await self._wait_for_change(leader)
+
+    async def watch_leader(self) -> AsyncIterator[Member | None]:
+        """Yield the observed leader now, then again each time it changes.
+
+        leadersim's counterpart of client-go's ``OnNewLeader`` and etcd's ``Observe``::
+
+            async for leader in elector.watch_leader():
+                print("leader is now", None if leader is None else leader.id)
+
+        An async iterator rather than a callback: the consumer runs in its own task at
+        its own pace, cancelling it (or breaking out of the loop) stops the watch, and an
+        exception in the consumer is the consumer's, never lost inside the elector. A
+        slow consumer is not queued for: after each step it gets the leader as it is
+        then, so it may skip intermediate changes, but it never sees the same leader
+        twice in a row and always ends up at the current one. ``None`` means no leader
+        (none in the record, or its lease ran out on this member's clock). Changes are
+        those of :meth:`wait_leader_change`; the watch holds nothing while suspended
+        between items, and never ends by itself (it also works while ``run_election``
+        is not running: it then sees only the lease of the last observed leader end).
+        """
+        leader = self.get_leader()
+        while True:
+            yield leader
+            leader = await self.wait_leader_change(leader)
+
+    async def _wait_for_change(self, leader: Member | None) -> None:
+        """Wait for the next observation, a belief change, or ``leader``'s lease end."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        timer: asyncio.TimerHandle | None = None
+        expires = None if leader is None else self._tracker.expires_at(leader)
+        if expires is not None:
+            delay = max(expires - self._clock.monotonic(), 0.0) + _EXPIRY_MARGIN
+            timer = self._clock.call_later(delay, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiters.discard(waiter)
+
+    def _notify(self) -> None:
+        """Wake every leader waiter: what ``get_leader`` answers may have changed."""
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            _resolve(waiter)
 
     # ------------------------------------------------------------------ main loop
 
@@ -244,16 +344,43 @@ class Elector:
         except TimeoutError:
             raise _RenewGaveUp(last_error) from None
 
-    async def _try_acquire_or_renew(self) -> None:
+    async def _read(self, *, renewing: bool) -> Record:
+        """Read the record, refresh the cached one, and report what is wrong with it."""
         read = await self._storage.get()
+        if renewing:
+            # A renew's fresh read is the truth again: a failed release stops hiding belief.
+            self._giving_up = False
+        if self._corrupt_error is not None:
+            self._corrupt_error = None
+            self._log.info("election record is readable again: id=%s", self.id)
         self._observe(read)
+        problems = frozenset(record_warnings(read))
+        for problem in sorted(problems - self._record_warnings):
+            self._log.warning("suspicious election record: id=%s problem=%s", self.id, problem)
+            self._emit(EventKind.RECORD_WARNING, problem=problem)
+        self._record_warnings = problems
+        return read
+
+    async def _try_acquire_or_renew(self) -> None:
+        read = await self._read(renewing=True)
         now = self._clock.monotonic()
+        clear_orphan = self._config.clear_orphan_leader and self._tracker.orphan_expired(
+            read, now, self._config.lease_duration
+        )
+        if clear_orphan:
+            self._log.info(
+                "leader_id names no member for a whole lease, clearing the slot: "
+                "id=%s leader_id=%s",
+                self.id,
+                read.leader_id,
+            )
         plan = plan_renewal(
             read,
             self._me,
             self._clock.wall(),
             lambda member: self._tracker.is_expired(member, now),
             may_campaign=now >= self._resign_until,
+            clear_orphan=clear_orphan,
         )
         for member in plan.expired:
             if member.id == read.leader_id:
@@ -313,8 +440,7 @@ class Elector:
         self._tracker.observe(record, self._clock.monotonic())
         self._observed = record.clone()
         self._note_belief()
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._notify()
 
     def _note_belief(self) -> None:
         believed = self.is_leader()
@@ -326,6 +452,29 @@ class Elector:
     def _note_retryable(self, op: str, exc: BaseException, attempt: int) -> None:
         if isinstance(exc, RecordConflictError):
             self._emit(EventKind.CAS_CONFLICT, op=op, attempt=attempt)
+        elif isinstance(exc, CorruptRecordError):
+            # Retried like any storage error (nothing is written, the row stays as it is),
+            # so members keep running and recover once someone repairs the row; said
+            # loudly once per distinct corruption, not once per retry.
+            text = str(exc)
+            if text != self._corrupt_error:
+                self._corrupt_error = text
+                self._log.error(
+                    "election record is corrupt; not writing it, retrying until it is "
+                    "repaired: id=%s op=%s error=%s",
+                    self.id,
+                    op,
+                    text,
+                )
+            else:
+                self._log.debug("election record still corrupt: id=%s op=%s", self.id, op)
+            self._emit(
+                EventKind.STORAGE_ERROR,
+                op=op,
+                attempt=attempt,
+                error=_describe(exc),
+                corrupt=True,
+            )
         else:
             self._log.warning("storage error during %s: id=%s error=%r", op, self.id, exc)
             self._emit(EventKind.STORAGE_ERROR, op=op, attempt=attempt, error=_describe(exc))
@@ -441,8 +590,7 @@ class Elector:
         """Clear the slot if ours (and remove self if asked), retrying for up to 5 s."""
 
         async def release_once() -> None:
-            read = await self._storage.get()
-            self._observe(read)
+            read = await self._read(renewing=False)
             plan = plan_release(read, self.id, remove_self)
             await self._storage.update(plan.record, plan.leader_changed)
             self._observe(plan.record)
@@ -453,6 +601,12 @@ class Elector:
                 removed_self=remove_self,
             )
 
+        if self._config.stop_before_release and not self._giving_up:
+            # The member is giving the slot up: from now on it must not claim it, even if
+            # the release's reply is lost and the retries run for the whole timeout.
+            self._giving_up = True
+            self._note_belief()
+            self._notify()
         try:
             await self._retry("release", RELEASE_TIMEOUT, release_once)
         except _RenewGaveUp as gave_up:

@@ -11,29 +11,45 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Final
 
 from leadersim.errors import CorruptRecordError
 
 __all__ = [
+    "MAX_LEASE_NS",
+    "MAX_VERSION",
+    "SUSPICIOUS_LEASE",
     "Member",
     "Record",
     "ReleasePlan",
     "RenewPlan",
     "RenewTracker",
+    "decode_stored_record",
     "format_go_time",
     "parse_go_time",
     "plan_release",
     "plan_renewal",
     "record_from_json",
     "record_to_json",
+    "record_warnings",
 ]
 
 _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 _NANOS_PER_SECOND = 1_000_000_000
+
+#: The longest lease a record can carry, in integer nanoseconds: Go's ``time.Duration`` is
+#: an int64, so a reference member cannot decode a longer one (about 292 years).
+MAX_LEASE_NS: Final = 2**63 - 1
+#: The highest stored version a member accepts: ``version`` is a ``bigint`` and each
+#: write stores ``version + 1``, which must fit too.
+MAX_VERSION: Final = 2**63 - 2
+#: A member advertising a lease longer than this (seconds; one day) is reported as
+#: suspicious by :func:`record_warnings`: it would hold the slot a day after it died.
+SUSPICIOUS_LEASE: Final = 86_400.0
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -215,6 +231,12 @@ class Member:
             raise ValueError(
                 f"member {member_id!r}: lease_duration must be integer nanoseconds, got {lease!r}"
             )
+        if abs(lease) > MAX_LEASE_NS:
+            # Go's json.Unmarshal refuses it too: the reference cannot read this record.
+            raise ValueError(
+                f"member {member_id!r}: lease_duration {lease} ns is beyond the longest "
+                f"lease a record can carry ({MAX_LEASE_NS} ns, Go's int64 duration)"
+            )
         if not isinstance(renew, str):
             raise ValueError(f"member {member_id!r}: renew_time must be a string, got {renew!r}")
         moment, nanos = parse_go_time(renew)
@@ -261,7 +283,8 @@ def record_from_json(text: str | bytes, version: int = 0) -> Record:
     """Decode the reference's JSON (``members`` may be ``null`` or a list).
 
     Raises:
-        CorruptRecordError: the text is not valid JSON or not a record.
+        CorruptRecordError: the text is not valid JSON (or nested too deeply to decode),
+            or not a record.
     """
     try:
         data = json.loads(text)
@@ -280,7 +303,78 @@ def record_from_json(text: str | bytes, version: int = 0) -> Record:
         members = [Member.from_json_dict(item) for item in raw_members]
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise CorruptRecordError(f"invalid election record: {exc}") from exc
+    except RecursionError as exc:  # deeply nested JSON exhausts the decoder's stack
+        raise CorruptRecordError(
+            "invalid election record: JSON nested too deeply to decode"
+        ) from exc
     return Record(leader_id, members, version)
+
+
+def decode_stored_record(version: object, text: object, *, table: str, row: str) -> Record:
+    """Decode one stored row (its ``version`` column and its record JSON), or refuse it.
+
+    The one home of "what a stored record may look like", shared by every back-end (the
+    SQLite layout, the simulator's server, the ORM layout). A stored version must be an
+    integer from 1 to :data:`MAX_VERSION`: the reference creates the row at version 1 and
+    each write moves it on by one, and a version that is not such an integer (``'abc'``,
+    a blob, ``2.5``, ``-2``, ``0``) would make every compare-and-swap conflict for ever.
+
+    Args:
+        version: The raw ``version`` column as the driver returned it.
+        text: The raw record column (``str`` or ``bytes``).
+        table: The table's name, for the error message.
+        row: Which row, for the error message (e.g. ``"id = 1"``).
+
+    Returns:
+        The record, with ``version``.
+
+    Raises:
+        CorruptRecordError: the row cannot be decoded; the message names the table and
+            the row, and says the row was left as it is (callers never write it).
+    """
+    try:
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not 1 <= version <= MAX_VERSION
+        ):
+            raise CorruptRecordError(
+                f"invalid version {version!r} ({type(version).__name__}): a stored version "
+                f"must be an integer from 1 to {MAX_VERSION}"
+            )
+        if not isinstance(text, str | bytes):
+            raise CorruptRecordError(
+                f"invalid election record: must be JSON text, got {type(text).__name__}"
+            )
+        return record_from_json(text, version)
+    except CorruptRecordError as exc:
+        raise CorruptRecordError(
+            f"table {table!r}: the election record ({row}) is corrupt and was left as it "
+            f"is: {exc}"
+        ) from (exc.__cause__ or exc)
+
+
+def record_warnings(record: Record) -> list[str]:
+    """What is suspicious in a decodable record (each a sentence), or an empty list.
+
+    Two states the reference never repairs by itself are reported: a ``leader_id`` that
+    names no member (nobody expires it, so nobody ever campaigns), and a member whose
+    advertised lease is longer than :data:`SUSPICIOUS_LEASE` (it would keep its entry,
+    and the slot if it leads, that long after it died).
+    """
+    problems: list[str] = []
+    if record.leader_id and record.find_member(record.leader_id) is None:
+        problems.append(
+            f"leader_id {record.leader_id!r} names no member: the reference never clears "
+            "such a slot, so no member will campaign"
+        )
+    for member in record.members:
+        if member.lease_duration > SUSPICIOUS_LEASE:
+            problems.append(
+                f"member {member.id!r} advertises a lease of {member.lease_duration:.6g} s "
+                f"(over {SUSPICIOUS_LEASE:g} s): it would not expire for that long"
+            )
+    return problems
 
 
 class RenewTracker:
@@ -290,12 +384,19 @@ class RenewTracker:
     time when it first sees a member's renew time *change*, and the member is expired once
     that noted time plus the member's advertised lease is in the past. A member seen for
     the first time is noted as freshly renewed at that read.
+
+    Args:
+        max_lease: Beyond the reference (off by default): seconds after which this
+            observer expires a member whatever longer lease it advertises. ``inf`` (the
+            reference) honours every advertised lease.
     """
 
-    __slots__ = ("_seen",)
+    __slots__ = ("_max_lease", "_orphan", "_seen")
 
-    def __init__(self) -> None:
+    def __init__(self, max_lease: float = math.inf) -> None:
         self._seen: dict[str, tuple[tuple[datetime, int], float]] = {}
+        self._max_lease = max_lease
+        self._orphan: tuple[str, float] | None = None
 
     def observe(self, record: Record, now: float) -> None:
         """Note the members of ``record`` as read at monotonic time ``now`` (seconds)."""
@@ -307,23 +408,47 @@ class RenewTracker:
             seen = self._seen.get(member.id)
             if seen is None or seen[0] != stamp:
                 self._seen[member.id] = (stamp, now)
+        # A leader id naming no member is noted like a newcomer: from its first sighting.
+        leader = record.leader_id
+        if not leader or leader in present:
+            self._orphan = None
+        elif self._orphan is None or self._orphan[0] != leader:
+            self._orphan = (leader, now)
 
     def observed_at(self, member_id: str) -> float | None:
         """Monotonic time when ``member_id``'s current renewal was first seen, or None."""
         seen = self._seen.get(member_id)
         return None if seen is None else seen[1]
 
+    def lease_of(self, member: Member) -> float:
+        """The lease, in seconds, this observer grants ``member`` (its own, or the cap)."""
+        return min(member.lease_duration, self._max_lease)
+
     def is_expired(self, member: Member, now: float) -> bool:
         """Whether ``member``'s lease has run out at monotonic time ``now``."""
         seen = self._seen.get(member.id)
         if seen is None:
             return True
-        return now - seen[1] > member.lease_duration
+        return now - seen[1] > self.lease_of(member)
 
     def expires_at(self, member: Member) -> float | None:
         """Monotonic time at which ``member`` expires for this observer, or None if unseen."""
         seen = self._seen.get(member.id)
-        return None if seen is None else seen[1] + member.lease_duration
+        return None if seen is None else seen[1] + self.lease_of(member)
+
+    def orphan_expired(self, record: Record, now: float, lease: float) -> bool:
+        """Whether ``record``'s leader id names no member and has for over ``lease`` s.
+
+        ``lease`` is the observer's own lease (an orphan advertises none), counted from
+        the first read that showed this orphan, as for a newcomer.
+        """
+        orphan = self._orphan
+        return (
+            orphan is not None
+            and orphan[0] == record.leader_id
+            and record.find_member(record.leader_id) is None
+            and now - orphan[1] > lease
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -349,6 +474,7 @@ def plan_renewal(
     now_wall: datetime,
     is_expired: Callable[[Member], bool],
     may_campaign: bool,
+    clear_orphan: bool = False,
 ) -> RenewPlan:
     """The reference's read-modify-write of one renewal, as a pure function.
 
@@ -356,9 +482,15 @@ def plan_renewal(
     included), upsert ``me`` (append it if missing, else refresh only its renew time to
     ``now_wall``), then: outside a resign window (``may_campaign``) take the slot if it
     is empty; inside one, give the slot up if ``me`` holds it.
+
+    ``clear_orphan`` (beyond the reference, which never does): first clear a leader slot
+    whose id names no member of ``read``, so the slot is free to campaign for.
     """
     record = read.clone()
     leader_changed = False
+    if clear_orphan and record.leader_id and record.find_member(record.leader_id) is None:
+        record.leader_id = ""
+        leader_changed = True
     expired: list[Member] = []
     active: list[Member] = []
     for member in record.members:

@@ -44,6 +44,7 @@ class EventKind(enum.StrEnum):
     CALLBACK_CANCELLED = "callback_cancelled"
     CALLBACK_STOPPED = "callback_stopped"
     MEMBER_EXPIRED = "member_expired"
+    RECORD_WARNING = "record_warning"
     RESIGN = "resign"
     RELEASE = "release"
     ELECTION_STARTED = "election_started"

@@ -161,9 +161,9 @@ def test_defaults_fill_only_the_fields_left_at_zero(
 
 
 def test_a_tiny_nonzero_duration_is_kept_not_replaced_by_a_default() -> None:
-    config = make_config(lease_duration=10, renew_interval=1e-9, renew_deadline=1e-9)
+    config = make_config(lease_duration=10, renew_interval=1e-3, renew_deadline=1e-3)
     config.adjust_and_validate()
-    assert durations(config) == (10.0, 1e-9, 1e-9)
+    assert durations(config) == (10.0, 1e-3, 1e-3)
 
 
 def test_a_short_custom_lease_does_not_pull_the_defaults_down() -> None:

@@ -25,13 +25,12 @@ import aiosqlite
 
 from leadersim.errors import (
     ConfigError,
-    CorruptRecordError,
     NotLeaderError,
     RecordConflictError,
     StorageError,
     StorageUnavailableError,
 )
-from leadersim.record import Record, record_from_json, record_to_json
+from leadersim.record import Record, decode_stored_record, record_to_json
 from leadersim.storage.base import TABLE_NAME_ELECTION, check_table_name
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "SQLStorage", "SQLiteStatements"]
@@ -80,13 +79,7 @@ class SQLiteStatements:
         if not rows:
             return Record()
         version, text = rows[0]
-        try:
-            return record_from_json(text, int(version))
-        except CorruptRecordError as exc:
-            raise CorruptRecordError(
-                f"table {self.table!r}: the election record (id = {_RECORD_ID}) is "
-                f"corrupt and was left as it is: {exc}"
-            ) from exc.__cause__
+        return decode_stored_record(version, text, table=self.table, row=f"id = {_RECORD_ID}")
 
     def write_args(self, record: Record) -> tuple[str, tuple[object, ...]]:
         """The statement and parameters that CAS-write ``record`` (insert at version 0)."""
