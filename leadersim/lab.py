@@ -12,13 +12,24 @@ faults by signal (``SIGKILL`` a crash, ``SIGSTOP``/``SIGCONT`` a pause, ``SIGTER
 shutdown) and merges their traces. All members stamp ``true_time`` with the host's
 ``CLOCK_MONOTONIC`` (:func:`time.monotonic`), which every process of one Linux host
 shares, so the merged trace and the lab's own :func:`time.monotonic` readings form one
-timeline. Stdlib and leadersim's core only: no pandas, no simpy.
+timeline.
+
+The lab writes what it does into the trace directory too, as ``lab.jsonl`` beside the
+members' ``<node>.jsonl`` files: a ``run_started`` event (the run's time origin) and
+every fault it injects, in the simulator's schema (``fault_start``/``fault_end`` with
+``kind`` ``crash``, ``pause``, ``cancel`` or ``restart``, and the signal). A member killed
+while its leader callback ran gets a ``callback_stopped`` (reason ``crashed``) there, as
+the simulator records a crash: its process is gone, so nothing of it acts any more. A
+saved directory therefore reads back (:func:`~leadersim.trace.read_trace_dir`, or
+``Result.from_trace_dir``) to the very trace :meth:`Lab.read_trace` gives, and to the same
+verdict. Stdlib and leadersim's core only: no pandas, no simpy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import signal
@@ -41,9 +52,27 @@ from leadersim.config import (
 from leadersim.elector import Elector
 from leadersim.storage.base import TABLE_NAME_ELECTION
 from leadersim.storage.sqlite import SQLStorage
-from leadersim.trace import EventKind, TraceEvent, TraceRecorder, read_jsonl
+from leadersim.trace import (
+    EventKind,
+    Scalar,
+    TraceEvent,
+    TraceRecorder,
+    read_jsonl,
+    read_trace_dir,
+)
 
-__all__ = ["DEFAULT_STOP_TIMEOUT", "Lab", "LabError", "run_member", "serve_member"]
+__all__ = [
+    "DEFAULT_STOP_TIMEOUT",
+    "LAB_TRACE_NAME",
+    "Lab",
+    "LabError",
+    "read_trace_dir",
+    "run_member",
+    "serve_member",
+]
+
+#: The lab's own trace file in the trace directory (hence no member may be called "lab").
+LAB_TRACE_NAME = "lab.jsonl"
 
 #: Seconds :meth:`Lab.stop_all` waits for graceful exits before it kills what is left;
 #: above the elector's 5-s release timeout.
@@ -205,10 +234,14 @@ class Lab:
         lease_duration: Lease in seconds, for every member.
         renew_interval: Seconds between renew rounds.
         renew_deadline: Seconds one renew round may retry.
-        trace_dir: Where ``<node>.jsonl`` (trace) and ``<node>.log`` (output) go;
-            defaults to the database's directory.
+        trace_dir: Where ``<node>.jsonl`` (trace), ``<node>.log`` (output) and the lab's
+            ``lab.jsonl`` (run start, injected faults) go; defaults to the database's
+            directory.
         table_name: The election table.
         seed: Member ``i`` (0-based, in ``node_ids`` order) uses jitter seed ``seed + i``.
+
+    Raises:
+        ValueError: a member is called ``lab`` (the name of the lab's own trace file).
     """
 
     def __init__(
@@ -225,6 +258,8 @@ class Lab:
     ) -> None:
         self.db_path = Path(db_path)
         self.node_ids = list(node_ids)
+        for node_id in self.node_ids:
+            _check_member_id(node_id)
         self.lease_duration = float(lease_duration)
         self.renew_interval = float(renew_interval)
         self.renew_deadline = float(renew_deadline)
@@ -233,9 +268,12 @@ class Lab:
         self.seed = seed
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
-        # What the lab itself did to its members (signals, restarts), as trace events in
-        # the same schema as the simulator's faults, merged into read_trace().
-        self._lab_events: list[TraceEvent] = []
+        # What the lab itself does to its members (the run's start, signals, restarts) is
+        # written to lab.jsonl as it happens, in the simulator's fault schema, so that the
+        # saved directory alone tells the whole story (no verdict depends on this object).
+        self._lab_trace: IO[str] | None = None
+        self._faults = 0
+        self._open_pauses: dict[str, int] = {}
 
     # ------------------------------------------------------------------ paths
 
@@ -247,36 +285,82 @@ class Lab:
         """The file collecting ``node_id``'s stdout and stderr."""
         return self.trace_dir / f"{node_id}.log"
 
+    @property
+    def lab_trace_path(self) -> Path:
+        """The lab's own JSON-lines trace: the run's start and every injected fault."""
+        return self.trace_dir / LAB_TRACE_NAME
+
+    def _record(
+        self,
+        kind: EventKind,
+        node: str,
+        details: dict[str, Scalar],
+        at: float | None = None,
+    ) -> TraceEvent:
+        """Write one event of the lab's to ``lab.jsonl`` (flushed: a crash loses none)."""
+        if self._lab_trace is None or self._lab_trace.closed:
+            raise LabError("the lab's trace is not open: start() opens it, close() ends it")
+        now = time.monotonic() if at is None else at
+        event = TraceEvent(now, node, now, kind, details)
+        self._lab_trace.write(json.dumps(event.to_dict()) + "\n")
+        self._lab_trace.flush()
+        return event
+
+    def _record_fault(self, node: str, kind: str, sig: str | None, at: float) -> int:
+        """Record the start of an injected fault; returns its number."""
+        index = self._faults
+        self._faults += 1
+        details: dict[str, Scalar] = {"fault": index, "kind": kind}
+        if sig is not None:
+            details["signal"] = sig
+        self._record(EventKind.FAULT_START, node, details, at)
+        return index
+
+    def _begin_run(self) -> None:
+        """Open a fresh ``lab.jsonl`` and write the run's start: its time origin."""
+        self.trace_dir.mkdir(parents=True, exist_ok=True)
+        self._lab_trace = open(self.lab_trace_path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._record(
+            EventKind.RUN_STARTED,
+            "",
+            {
+                "source": "lab",
+                "clock": "CLOCK_MONOTONIC",
+                "nodes": ",".join(self.node_ids),
+                "lease_duration": self.lease_duration,
+                "renew_interval": self.renew_interval,
+                "renew_deadline": self.renew_deadline,
+                "table": self.table_name,
+                "seed": self.seed,
+            },
+        )
+
     # ------------------------------------------------------------------ processes
 
     def start(self, *node_ids: str) -> None:
         """Spawn the given members (default: all of :attr:`node_ids` not running).
 
-        A member started for the first time gets a fresh trace file; a restarted one
-        appends to its trace.
+        The lab's first start begins the run: a fresh ``lab.jsonl`` with a
+        ``run_started`` event. A member started for the first time gets a fresh trace
+        file; a restarted one appends to its trace, and the restart is recorded as a
+        ``restart`` fault.
 
         Raises:
-            ValueError: a member is already running.
+            ValueError: a member is already running, or is called ``lab``.
         """
         for node_id in node_ids or [n for n in self.node_ids if not self.is_running(n)]:
+            _check_member_id(node_id)
             if self.is_running(node_id):
                 raise ValueError(f"member {node_id!r} is already running")
+            if self._lab_trace is None:
+                self._begin_run()
             if node_id not in self.node_ids:
                 self.node_ids.append(node_id)
             first_start = node_id not in self.processes
             if first_start:
                 self.trace_path(node_id).unlink(missing_ok=True)
             else:
-                now = time.monotonic()
-                self._lab_events.append(
-                    TraceEvent(
-                        now,
-                        node_id,
-                        now,
-                        EventKind.FAULT_START,
-                        {"fault": len(self._lab_events), "kind": "restart"},
-                    )
-                )
+                self._record_fault(node_id, "restart", None, time.monotonic())
             self._spawn(node_id)
 
     def _spawn(self, node_id: str) -> None:
@@ -314,37 +398,70 @@ class Lab:
         """Send ``sig`` to a member's process; returns the host monotonic time just before.
 
         ``SIGKILL`` is a crash (no release), ``SIGTERM`` a graceful stop, ``SIGSTOP`` /
-        ``SIGCONT`` a pause and its end.
+        ``SIGCONT`` a pause and its end. Each is written to ``lab.jsonl`` as a fault
+        (``crash``, ``cancel``, ``pause`` start and end) at the returned time. After a
+        ``SIGKILL`` this waits for the process to be gone, so that its trace file is
+        complete: if its callback was running, a ``callback_stopped`` (reason
+        ``crashed``) is recorded at the kill.
 
         Raises:
-            LabError: the member is not running.
+            LabError: the member is not running, or a ``SIGKILL`` did not end it within
+                :data:`DEFAULT_STOP_TIMEOUT` seconds.
         """
         process = self.processes.get(node_id)
         if process is None or process.poll() is not None:
             raise LabError(f"member {node_id!r} is not running\n{self.describe()}")
+        return self._signal(node_id, process, sig)
+
+    def _signal(self, node_id: str, process: subprocess.Popen[bytes], sig: int) -> float:
+        """Send ``sig`` and record it as the fault it is (see :meth:`kill`)."""
+        name = signal.Signals(sig).name
+        kind, phase = _SIGNAL_FAULTS.get(sig, ("signal", EventKind.FAULT_START))
         sent_at = time.monotonic()
         process.send_signal(sig)
-        kind, phase = _SIGNAL_FAULTS.get(sig, ("signal", EventKind.FAULT_START))
-        index = len(self._lab_events)
-        if phase is EventKind.FAULT_END:  # SIGCONT ends the latest pause of this member
-            index = next(
-                (
-                    int(e.details.get("fault") or 0)
-                    for e in reversed(self._lab_events)
-                    if e.node == node_id and e.details.get("kind") == "pause"
-                ),
-                index,
-            )
-        self._lab_events.append(
-            TraceEvent(
-                sent_at,
-                node_id,
-                sent_at,
-                phase,
-                {"fault": index, "kind": kind, "signal": signal.Signals(sig).name},
-            )
-        )
+        if phase is EventKind.FAULT_END:
+            # SIGCONT ends this member's open pause; to a running process it is a no-op.
+            index = self._open_pauses.pop(node_id, None)
+            if index is not None:
+                details: dict[str, Scalar] = {"fault": index, "kind": kind, "signal": name}
+                self._record(EventKind.FAULT_END, node_id, details, sent_at)
+            return sent_at
+        index = self._record_fault(node_id, kind, name, sent_at)
+        if kind == "pause":
+            self._open_pauses[node_id] = index
+        elif kind == "crash":
+            self._open_pauses.pop(node_id, None)
+            try:
+                process.wait(DEFAULT_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired as exc:
+                raise LabError(
+                    f"member {node_id!r} still runs {DEFAULT_STOP_TIMEOUT:g} s after SIGKILL"
+                ) from exc
+            self._record_crashed_callback(node_id, sent_at)
         return sent_at
+
+    def _record_crashed_callback(self, node_id: str, killed_at: float) -> None:
+        """After a kill, end the dead member's running callback in the trace, at the kill.
+
+        The process is gone, so its trace file is complete. An event it stamped between
+        the lab's clock reading and the signal's delivery would be later than the kill;
+        the stop is then put just after that event, never before what it ends.
+        """
+        path = self.trace_path(node_id)
+        events = read_jsonl(path) if path.exists() else []
+        started: TraceEvent | None = None
+        for event in events:
+            if event.kind is EventKind.CALLBACK_STARTED:
+                started = event
+            elif event.kind is EventKind.CALLBACK_STOPPED:
+                started = None
+        if started is None:
+            return
+        at = max(killed_at, math.nextafter(events[-1].true_time, math.inf))
+        details: dict[str, Scalar] = {"reason": "crashed", "error": None}
+        if "incarnation" in started.details:
+            details["incarnation"] = started.details["incarnation"]
+        self._record(EventKind.CALLBACK_STOPPED, node_id, details, at)
 
     def wait(self, node_id: str, timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
         """Wait for a member's process to exit and return its exit code.
@@ -357,33 +474,36 @@ class Lab:
     def stop_all(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> dict[str, int]:
         """Stop every running member gracefully; kill those still running after ``timeout``.
 
-        Paused members are resumed so that they can handle the stop request.
+        Paused members are resumed so that they can handle the stop request. Like
+        :meth:`kill`, the signals are written to ``lab.jsonl`` (``cancel``, the end of a
+        pause, and ``crash`` for a member that had to be killed).
 
         Returns:
             Each member's exit code (negative: the signal that ended it; ``-9`` for one
             this call or an earlier ``SIGKILL`` killed).
         """
-        for process in self.processes.values():
+        for node_id, process in self.processes.items():
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.send_signal(signal.SIGCONT)
+                self._signal(node_id, process, signal.SIGTERM)
+                self._signal(node_id, process, signal.SIGCONT)
         give_up_at = time.monotonic() + timeout
-        for process in self.processes.values():
+        for node_id, process in self.processes.items():
             try:
                 process.wait(max(0.0, give_up_at - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                self._signal(node_id, process, signal.SIGKILL)
         return {node_id: process.wait() for node_id, process in self.processes.items()}
 
     def close(self) -> None:
-        """Stop every member (see :meth:`stop_all`) and close the log files."""
+        """Stop every member (see :meth:`stop_all`) and close the log and trace files."""
         try:
             self.stop_all()
         finally:
             for log in self._logs.values():
                 log.close()
             self._logs.clear()
+            if self._lab_trace is not None:
+                self._lab_trace.close()
 
     def __enter__(self) -> Lab:
         return self
@@ -399,40 +519,16 @@ class Lab:
     # ------------------------------------------------------------------ traces
 
     def read_trace(self) -> list[TraceEvent]:
-        """All members' trace events so far, merged in true-time order.
+        """The run's trace so far: the members' files and ``lab.jsonl``, merged.
 
-        Includes what the lab did (signals as ``fault_start``/``fault_end``, restarts);
-        a member killed while its callback ran gets a ``callback_stopped`` (reason
-        ``crashed``) at the kill, as the simulator records a crash: its process is gone,
-        so nothing of it acts any more.
+        Merged as :func:`~leadersim.trace.read_trace_dir` merges a directory (files in
+        name order, then by true time), so the saved directory read back gives this very
+        list. Includes what the lab did (the run's start, signals as
+        ``fault_start``/``fault_end``, restarts, and the ``callback_stopped`` of a
+        member killed while it acted).
         """
-        paths = [self.trace_path(n) for n in self.node_ids if self.trace_path(n).exists()]
-        events = read_jsonl(paths) + list(self._lab_events)
-        events.sort(key=lambda e: e.true_time)
-        acting: dict[str, bool] = {}
-        merged: list[TraceEvent] = []
-        for event in events:
-            merged.append(event)
-            if event.kind is EventKind.CALLBACK_STARTED:
-                acting[event.node] = True
-            elif event.kind is EventKind.CALLBACK_STOPPED:
-                acting[event.node] = False
-            elif (
-                event.kind is EventKind.FAULT_START
-                and event.details.get("kind") == "crash"
-                and acting.get(event.node)
-            ):
-                acting[event.node] = False
-                merged.append(
-                    TraceEvent(
-                        event.true_time,
-                        event.node,
-                        event.local_time,
-                        EventKind.CALLBACK_STOPPED,
-                        {"reason": "crashed", "error": None},
-                    )
-                )
-        return merged
+        paths = [self.trace_path(n) for n in self.node_ids] + [self.lab_trace_path]
+        return read_jsonl(sorted(p for p in paths if p.exists()))
 
     def wait_for_event(
         self,
@@ -495,6 +591,14 @@ class Lab:
                 tail = self.log_path(node_id).read_text(errors="replace").splitlines()[-3:]
                 lines.extend(f"    log: {line}" for line in tail)
         return "\n".join(lines)
+
+
+def _check_member_id(node_id: str) -> None:
+    if f"{node_id}.jsonl" == LAB_TRACE_NAME:
+        raise ValueError(
+            f"a lab member may not be called {node_id!r}: {LAB_TRACE_NAME} is the lab's own "
+            "trace file; choose another id"
+        )
 
 
 def _env() -> dict[str, str]:

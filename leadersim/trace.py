@@ -5,7 +5,11 @@ change, with ``true_time`` (the simulator's time, or the host's monotonic time i
 ``node``, ``local_time`` (the node's own monotonic clock), ``kind`` (an :class:`EventKind`)
 and ``details`` (JSON-compatible scalars). The elector reports events to an
 :class:`Observer`; a :class:`TraceRecorder` is the observer that stamps true time and keeps
-them. Stdlib only.
+them.
+
+A real run saved to disk is a *trace directory*: one JSON-lines file per process (each
+member's ``<node>.jsonl``, and the lab's own ``lab.jsonl`` with the run's start and every
+fault it injected); :func:`read_trace_dir` reads it back as one trace. Stdlib only.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ __all__ = [
     "EventKind",
     "Observer",
     "TraceEvent",
+    "TRUE_TIME_DETAILS",
     "TraceRecorder",
     "read_jsonl",
+    "read_trace_dir",
+    "run_start",
+    "trace_files",
 ]
 
 #: A value allowed in event details.
@@ -53,6 +61,15 @@ class EventKind(enum.StrEnum):
     GUARDED_WRITE = "guarded_write"
     FAULT_START = "fault_start"
     FAULT_END = "fault_end"
+    #: The run began (node ``""``): a real run's time origin. Simulated traces have none:
+    #: simulated time starts at 0.
+    RUN_STARTED = "run_started"
+
+
+#: Detail keys whose values are true times (seconds on the run's reference clock, like
+#: ``true_time``), so that :meth:`TraceEvent.shifted` moves them too. Every other detail
+#: that is a time (``lease_until`` ...) is on the node's local clock.
+TRUE_TIME_DETAILS = frozenset({"sent_at", "arrived_at", "replied_at"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,6 +100,19 @@ class TraceEvent:
             "kind": self.kind.value,
             "details": dict(self.details),
         }
+
+    def shifted(self, offset: float) -> TraceEvent:
+        """This event with ``offset`` seconds subtracted from its true times.
+
+        ``true_time`` and the details named in :data:`TRUE_TIME_DETAILS` move;
+        ``local_time`` (the node's own clock) does not.
+        """
+        details = dict(self.details)
+        for key in TRUE_TIME_DETAILS.intersection(details):
+            value = details[key]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                details[key] = value - offset
+        return TraceEvent(self.true_time - offset, self.node, self.local_time, self.kind, details)
 
     @classmethod
     def from_dict(cls, row: Mapping[str, object]) -> TraceEvent:
@@ -164,6 +194,7 @@ class TraceRecorder:
 def read_jsonl(paths: str | Path | Iterable[str | Path]) -> list[TraceEvent]:
     """Read events from one or more JSON-lines trace files, merged in true-time order.
 
+    Events with the same ``true_time`` keep the order of ``paths``, then of the lines.
     A truncated last line (a process killed mid-write) is skipped.
     """
     if isinstance(paths, str | Path):
@@ -177,3 +208,38 @@ def read_jsonl(paths: str | Path | Iterable[str | Path]) -> list[TraceEvent]:
                 events.append(TraceEvent.from_dict(json.loads(line)))
     events.sort(key=lambda e: e.true_time)
     return events
+
+
+def trace_files(directory: str | Path) -> list[Path]:
+    """The trace files of a trace directory: every ``*.jsonl`` in it, sorted by name.
+
+    Raises:
+        ValueError: ``directory`` is not a directory, or holds no ``*.jsonl`` file.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"trace directory {str(directory)!r} does not exist or is not a directory")
+    files = sorted(p for p in directory.glob("*.jsonl") if p.is_file())
+    if not files:
+        raise ValueError(f"trace directory {str(directory)!r} holds no *.jsonl trace file")
+    return files
+
+
+def read_trace_dir(directory: str | Path) -> list[TraceEvent]:
+    """Read a saved real run back: every ``*.jsonl`` file of ``directory``, merged.
+
+    The merge is :func:`read_jsonl` over the files in name order, which is also how
+    :meth:`leadersim.lab.Lab.read_trace` merges them: a lab's directory read back gives
+    the lab's trace, event for event (its ``lab.jsonl`` holds the run's start and the
+    faults the lab injected). For the verdict, pass it to
+    :class:`~leadersim.analysis.result.Result` (or use ``Result.from_trace_dir``).
+
+    Raises:
+        ValueError: ``directory`` is not a directory, or holds no ``*.jsonl`` file.
+    """
+    return read_jsonl(trace_files(directory))
+
+
+def run_start(events: Iterable[TraceEvent]) -> float | None:
+    """The true time of the first ``run_started`` event, or ``None`` if there is none."""
+    return next((e.true_time for e in events if e.kind is EventKind.RUN_STARTED), None)

@@ -5,11 +5,14 @@ pandas and matplotlib are imported lazily by the views that need them.
 """
 
 from leadersim.analysis.intervals import (
+    GLOSSARY,
     Interval,
     Summary,
+    VerdictLevel,
     Window,
     acting_intervals,
     belief_intervals,
+    compose_summary,
     failovers,
     no_leader_gaps,
     overlap_windows,
@@ -17,11 +20,14 @@ from leadersim.analysis.intervals import (
 )
 
 __all__ = [
+    "GLOSSARY",
     "Interval",
     "Summary",
+    "VerdictLevel",
     "Window",
     "acting_intervals",
     "belief_intervals",
+    "compose_summary",
     "failovers",
     "no_leader_gaps",
     "overlap_windows",

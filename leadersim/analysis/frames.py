@@ -18,7 +18,8 @@ The frames (and the :class:`~leadersim.analysis.result.Result` method that shows
 - :func:`intervals_frame` (``intervals()``): belief and acting leadership intervals;
 - :func:`windows_frame` (``windows()``): split-brain windows with the faults active then;
 - :func:`gaps_frame` (``gaps()``): spans with no node acting;
-- :func:`terms_frame` (``terms()``, ``flaps()``): callback terms, flaps marked;
+- :func:`terms_frame` (``terms()``, ``flaps()``): callback terms, flaps (failovers and
+  re-elections) marked;
 - :func:`failovers_frame` (``failovers()``): each change of acting leader, its cause and
   latency (the rule of :func:`~leadersim.analysis.intervals.failovers`);
 - :func:`writes_frame` (``writes()``): leader-guarded writes, classified ``ok``,
@@ -598,6 +599,8 @@ def terms_frame(
     acting: Sequence[Interval] | None = None,
 ) -> pd.DataFrame:
     """Callback terms in start order; every term after the first is a flap.
+
+    A flap is a failover if ``leader_changed``, else a re-election (the same node again).
 
     Columns: ``term`` (0-based), ``node``, ``start``, ``end``, ``duration``,
     ``end_reason``, ``previous`` (node of the term before), ``gap_s`` (``start`` minus the

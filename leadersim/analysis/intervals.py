@@ -5,24 +5,30 @@ DataFrame views are built on top. Works the same for simulated and real traces: 
 ``true_time`` is compared across nodes, never ``local_time`` (except to turn a node's own
 lease deadline into true time, which assumes its clock runs at true rate).
 
-Definitions (spec: simulation.md §5, scenarios.md §2):
+Definitions (the verdict's terms are in :data:`GLOSSARY`, shown with every verdict):
 
 - **acting**: a node's leader callback runs, from ``callback_started`` until it has
   actually stopped (``callback_stopped``, a crash, or the end of the run). A frozen
   (paused) callback counts as running.
 - **belief**: ``is_leader()`` would answer true: from a successful renewal as leader until
   the lease it measured runs out, or a ``lost_leader``, crash or stop comes first.
-- **overlap** / **belief overlap**: true-time spans where two or more nodes act / believe.
-- **no-leader**: spans with no node acting, counted from the first callback start.
-- **flaps**: callback terms started after the first one.
+- **split brain** (acting overlap) / **belief overlap**: true-time spans where two or
+  more nodes act / believe at once.
+- **no leader**: spans with no node acting, counted from the first callback start.
+- **term**: one acting interval. **failover**: a term that starts on another node than
+  the term before it; **re-election**: one that starts on the same node. Every term after
+  the first is one or the other; together they are the catalogue's ``flaps``.
 - **stale writes**: guarded writes from a node the record did not name leader when the
   write arrived, accepted (harm) or rejected by fencing.
+- **level**: ``SAFE``, ``OVERLAP-FENCED`` (split brain that fencing made harmless) or
+  ``UNSAFE`` (:class:`VerdictLevel`).
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import enum
 import itertools
 import statistics
 from collections.abc import Iterable, Sequence
@@ -30,11 +36,14 @@ from collections.abc import Iterable, Sequence
 from leadersim.trace import EventKind, TraceEvent
 
 __all__ = [
+    "GLOSSARY",
     "Interval",
     "Summary",
+    "VerdictLevel",
     "Window",
     "acting_intervals",
     "belief_intervals",
+    "compose_summary",
     "failovers",
     "no_leader_gaps",
     "overlap_windows",
@@ -276,11 +285,81 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
     return latencies
 
 
+class VerdictLevel(enum.StrEnum):
+    """How bad a run was, from best to worst (the string is what the verdict line shows).
+
+    - ``SAFE``: no split brain (no two leader callbacks ran at once) and no stale write
+      accepted.
+    - ``OVERLAP-FENCED``: split brain, but harmless: every guarded write of the run went
+      through fencing, and no stale write was accepted.
+    - ``UNSAFE``: harmful: a stale write was accepted, or callbacks ran at once with no
+      fencing seen (no guarded write at all, or some unfenced), so nothing stopped the old
+      leader's writes.
+    """
+
+    SAFE = "SAFE"
+    OVERLAP_FENCED = "OVERLAP-FENCED"
+    UNSAFE = "UNSAFE"
+
+
+#: Every term the verdict shows (its line, the HTML card), defined in one place.
+GLOSSARY: dict[str, str] = {
+    "SAFE": "no two leader callbacks ran at once, and no stale write was accepted",
+    "OVERLAP-FENCED": (
+        "split brain, but harmless: every guarded write went through fencing and no stale "
+        "write was accepted"
+    ),
+    "UNSAFE": (
+        "a stale write was accepted, or callbacks ran at once with no fencing to stop the "
+        "old leader's writes"
+    ),
+    "split brain": (
+        "seconds during which two or more nodes acted as leader at once: their leader "
+        "callbacks ran, each from its start until it had actually stopped"
+    ),
+    "belief overlap": (
+        "seconds during which two or more nodes' is_leader() was true at once (a renewal "
+        "as leader, until the lease it measured ran out); for information, not judged"
+    ),
+    "no leader": "seconds with no leader callback running, from the first callback start",
+    "failovers": (
+        "times leadership moved to another node; the median runs from what took the old "
+        "leader down (a fault on it, else its last renewal) to the new callback's start"
+    ),
+    "re-elections": (
+        "times the node that led won leadership again after its callback had stopped "
+        "(with failovers: every term after the first, the catalogue's 'flaps')"
+    ),
+    "stale writes": (
+        "guarded writes that arrived while the stored record named another leader: "
+        "accepted (harm) or rejected by fencing"
+    ),
+}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Summary:
-    """The one-screen verdict of a run (all durations in seconds of true time)."""
+    """The one-screen verdict of a run (all durations in seconds of true time).
 
-    safe: bool
+    Attributes:
+        level: The verdict: ``SAFE``, ``OVERLAP-FENCED`` or ``UNSAFE`` (see
+            :class:`VerdictLevel`); what a script should test (or :attr:`safe`).
+        overlap_s: Split brain: seconds during which two or more nodes acted at once.
+        belief_overlap_s: Seconds during which two or more nodes believed they led.
+        no_leader_s: Seconds with no node acting, from the first callback start.
+        failovers: Changes of acting leader to another node whose cause was found.
+        failover_s: Each failover's time, from its cause to the new callback's start.
+        flaps: Callback terms after the first (``leader_changes + reelections``); the
+            catalogue judges it; the line shows its two parts instead.
+        leader_changes: Consecutive terms on different nodes.
+        reelections: Consecutive terms on the same node.
+        stale_accepted: Stale guarded writes that were accepted (the harm).
+        stale_rejected: Stale guarded writes that fencing rejected.
+        fenced: The run had guarded writes, and every one went through fencing.
+        first_leader_at: When the first callback started (true time), if one did.
+    """
+
+    level: VerdictLevel
     overlap_s: float
     belief_overlap_s: float
     no_leader_s: float
@@ -288,9 +367,16 @@ class Summary:
     failover_s: tuple[float, ...]
     flaps: int
     leader_changes: int
+    reelections: int
     stale_accepted: int
     stale_rejected: int
+    fenced: bool
     first_leader_at: float | None
+
+    @property
+    def safe(self) -> bool:
+        """No harm done: the level is ``SAFE`` or ``OVERLAP-FENCED`` (not ``UNSAFE``)."""
+        return self.level is not VerdictLevel.UNSAFE
 
     @property
     def failover_median_s(self) -> float | None:
@@ -298,8 +384,12 @@ class Summary:
         return statistics.median(self.failover_s) if self.failover_s else None
 
     def as_dict(self) -> dict[str, object]:
-        """A flat dict (``failover_s`` as the median; ``failover_all_s`` the list)."""
+        """A flat dict (``failover_s`` as the median; ``failover_all_s`` the list).
+
+        ``level`` is the level's string, ``safe`` the bool of :attr:`safe`.
+        """
         return {
+            "level": self.level.value,
             "safe": self.safe,
             "overlap_s": self.overlap_s,
             "belief_overlap_s": self.belief_overlap_s,
@@ -309,53 +399,99 @@ class Summary:
             "failover_all_s": list(self.failover_s),
             "flaps": self.flaps,
             "leader_changes": self.leader_changes,
+            "reelections": self.reelections,
             "stale_accepted": self.stale_accepted,
             "stale_rejected": self.stale_rejected,
+            "fenced": self.fenced,
             "first_leader_at": self.first_leader_at,
         }
 
     def line(self) -> str:
-        """One line: ``SAFE`` or ``UNSAFE`` and the key numbers."""
-        verdict = "SAFE" if self.safe else "UNSAFE"
+        """One line: the level, then the numbers (terms: :data:`GLOSSARY`).
+
+        ``LEVEL: split brain 0.000s, belief overlap 0.000s, no leader 0.00s, failovers N
+        (median 0.00s), re-elections N, stale writes accepted N / rejected N``, with ``-``
+        for the median of no failover.
+        """
         median = self.failover_median_s
         failover = "-" if median is None else f"{median:.2f}s"
         return (
-            f"{verdict}: split brain {self.overlap_s:.3f}s (belief {self.belief_overlap_s:.3f}s)"
-            f", no leader {self.no_leader_s:.2f}s, failovers {self.failovers} (median "
-            f"{failover}), flaps {self.flaps}, stale writes accepted {self.stale_accepted}"
-            f" / rejected {self.stale_rejected}"
+            f"{self.level.value}: split brain {self.overlap_s:.3f}s, belief overlap "
+            f"{self.belief_overlap_s:.3f}s, no leader {self.no_leader_s:.2f}s, failovers "
+            f"{self.failovers} (median {failover}), re-elections {self.reelections}, "
+            f"stale writes accepted {self.stale_accepted} / rejected {self.stale_rejected}"
         )
 
 
-def summarize(events: Sequence[TraceEvent], end_time: float | None = None) -> Summary:
-    """Compute the verdict of a trace."""
-    end = _end_time(events, end_time)
-    faults = [e for e in events if e.kind in (EventKind.FAULT_START, EventKind.FAULT_END)]
-    acting = acting_intervals(events, end)
-    belief = belief_intervals(events, end)
+def compose_summary(
+    acting: Sequence[Interval],
+    belief: Sequence[Interval],
+    *,
+    faults: Sequence[TraceEvent],
+    causes: Sequence[TraceEvent],
+    writes: Sequence[TraceEvent],
+    end_time: float,
+) -> Summary:
+    """The verdict from a run's intervals and the events it rests on: the one rule.
+
+    :func:`summarize` and :class:`~leadersim.analysis.result.Result` both call it.
+
+    Args:
+        acting: The acting intervals (:func:`acting_intervals`).
+        belief: The belief intervals (:func:`belief_intervals`).
+        faults: The ``fault_start``/``fault_end`` events, in true-time order.
+        causes: What :func:`failovers` reads: ``renew_ok`` and ``fault_start`` events,
+            each kind in true-time order.
+        writes: The ``guarded_write`` events.
+        end_time: When the run ended (true time, s).
+    """
     overlap = sum(w.duration for w in overlap_windows(acting, faults))
-    belief_overlap = sum(w.duration for w in overlap_windows(belief, faults))
-    gaps = no_leader_gaps(acting, end)
-    latencies = failovers(events, acting)
+    latencies = failovers(causes, acting)
     terms = sorted(acting, key=lambda i: i.start)
     changes = sum(1 for a, b in itertools.pairwise(terms) if a.node != b.node)
     stale_accepted = stale_rejected = 0
-    for event in events:
-        if event.kind is EventKind.GUARDED_WRITE and event.details.get("stale"):
-            if event.details.get("accepted"):
+    for write in writes:
+        if write.details.get("stale"):
+            if write.details.get("accepted"):
                 stale_accepted += 1
             else:
                 stale_rejected += 1
+    fenced = bool(writes) and all(w.details.get("fencing") is True for w in writes)
+    if stale_accepted or (overlap > 0 and not fenced):
+        level = VerdictLevel.UNSAFE
+    elif overlap > 0:
+        level = VerdictLevel.OVERLAP_FENCED
+    else:
+        level = VerdictLevel.SAFE
+    flaps = max(0, len(terms) - 1)
     return Summary(
-        safe=overlap == 0 and stale_accepted == 0,
+        level=level,
         overlap_s=overlap,
-        belief_overlap_s=belief_overlap,
-        no_leader_s=sum(b - a for a, b in gaps),
+        belief_overlap_s=sum(w.duration for w in overlap_windows(belief, faults)),
+        no_leader_s=sum(b - a for a, b in no_leader_gaps(acting, end_time)),
         failovers=len(latencies),
         failover_s=tuple(latencies),
-        flaps=max(0, len(terms) - 1),
+        flaps=flaps,
         leader_changes=changes,
+        reelections=flaps - changes,
         stale_accepted=stale_accepted,
         stale_rejected=stale_rejected,
+        fenced=fenced,
         first_leader_at=terms[0].start if terms else None,
+    )
+
+
+def summarize(events: Sequence[TraceEvent], end_time: float | None = None) -> Summary:
+    """Compute the verdict of a trace (see :class:`Summary` and :data:`GLOSSARY`)."""
+    end = _end_time(events, end_time)
+    faults = [e for e in events if e.kind in (EventKind.FAULT_START, EventKind.FAULT_END)]
+    causes = [e for e in events if e.kind in (EventKind.RENEW_OK, EventKind.FAULT_START)]
+    writes = [e for e in events if e.kind is EventKind.GUARDED_WRITE]
+    return compose_summary(
+        acting_intervals(events, end),
+        belief_intervals(events, end),
+        faults=faults,
+        causes=causes,
+        writes=writes,
+        end_time=end,
     )

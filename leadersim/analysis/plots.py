@@ -45,6 +45,7 @@ __all__ = [
     "ACTING_COLOUR_ALPHA",
     "SPLIT_BRAIN_COLOUR",
     "STORAGE_LANE",
+    "TIME_AXIS_LABEL",
     "node_colours",
     "plot_clocks",
     "plot_latency",
@@ -52,6 +53,9 @@ __all__ = [
     "plot_timeline",
 ]
 
+#: The time axis of every plot of a run: a Result's times are seconds since the run's
+#: start (a real run's host-monotonic stamps moved to its ``run_started``; see Result).
+TIME_AXIS_LABEL = "time since the run's start (s)"
 #: Label of the timeline's last lane.
 STORAGE_LANE = "storage"
 #: Colour of the acting split-brain bands.
@@ -82,7 +86,11 @@ def _new_axes(figsize: tuple[float, float]) -> Axes:
 
 
 def _time_range(result: Result) -> tuple[float, float]:
-    """From the first event (0 in simulations) to the end of the run."""
+    """From the run's start (0) to its end; from the first event if that is 1 s or later.
+
+    A result's times are since the run's start already; the second case is a trace with no
+    known start (no ``run_started``, no ``start_time``), e.g. real stamps of host uptime.
+    """
     first = result.events[0].true_time if result.events else 0.0
     first = min(first, 0.0) if first < 1.0 else first
     return first, max(result.end_time, first)
@@ -330,7 +338,7 @@ def plot_timeline(
     ax.set_xlim(x0, x1)
     ax.set_ylim(bottom, top)  # the first node on top
     ax.set_yticks(range(len(nodes) + 1), [*nodes, STORAGE_LANE])
-    ax.set_xlabel("true time (s)")
+    ax.set_xlabel(TIME_AXIS_LABEL)
     ax.grid(axis="x", alpha=0.3)
     if title:
         label = result.name or "run"
@@ -511,7 +519,7 @@ def plot_latency(result: Result, ax: Axes | None = None) -> Axes:
             va="center",
             transform=ax.transAxes,
         )
-        ax.set_xlabel("true time (s)")
+        ax.set_xlabel(TIME_AXIS_LABEL)
         return ax
     seen = ops["seen"]
     klass = seen.where(seen.isin(["ok", "conflict", "error"]), "lost")
@@ -553,7 +561,7 @@ def plot_latency(result: Result, ax: Axes | None = None) -> Axes:
             )
     ax.set_yscale("log")
     ax.set_xlim(*_time_range(result))
-    ax.set_xlabel("true time (s), when sent")
+    ax.set_xlabel(f"{TIME_AXIS_LABEL}, when sent")
     ax.set_ylabel("reply latency (s)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
@@ -639,8 +647,8 @@ def plot_clocks(result: Result, ax: Axes | Sequence[Axes] | None = None) -> Figu
         offset_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     if drift_ax is not None:
         drift_ax.set_ylabel("drift (ppm)")
-        drift_ax.set_xlabel("true time (s)")
+        drift_ax.set_xlabel(TIME_AXIS_LABEL)
         drift_ax.grid(alpha=0.3)
     else:
-        offset_ax.set_xlabel("true time (s)")
+        offset_ax.set_xlabel(TIME_AXIS_LABEL)
     return figure

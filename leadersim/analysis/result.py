@@ -1,8 +1,12 @@
 """The result of a run — simulated or real — and its views.
 
 A :class:`Result` holds a trace (a list of :class:`~leadersim.trace.TraceEvent`) and the
-instant the run ended. Its verdict is :meth:`Result.summary`; its tidy DataFrames are
-:attr:`Result.trace`, :meth:`Result.intervals`, :meth:`Result.windows`,
+instant the run ended, in seconds since the run's start: a real trace, stamped on the
+host's monotonic clock, is moved so that its ``run_started`` event is at 0 (simulated
+traces start at 0 already). Its verdict is :attr:`Result.verdict` (a level, ``SAFE``,
+``OVERLAP-FENCED`` or ``UNSAFE``, and the numbers; terms defined in
+:data:`~leadersim.analysis.intervals.GLOSSARY`), as a dict :meth:`Result.summary`;
+its tidy DataFrames are :attr:`Result.trace`, :meth:`Result.intervals`, :meth:`Result.windows`,
 :meth:`Result.gaps`, :meth:`Result.failovers`, :meth:`Result.writes`,
 :meth:`Result.storage_ops`, :meth:`Result.clocks` ... (columns: :mod:`.frames`; pandas is
 imported only when one is asked for); plots are explicit (:meth:`Result.plot_timeline`);
@@ -12,25 +16,26 @@ in Jupyter it shows as an HTML verdict card.
 from __future__ import annotations
 
 import html
-import itertools
 import json
 import operator
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leadersim.analysis import frames
 from leadersim.analysis.intervals import (
+    GLOSSARY,
     Interval,
     Summary,
+    VerdictLevel,
     Window,
     acting_intervals,
     belief_intervals,
-    failovers,
-    no_leader_gaps,
+    compose_summary,
     overlap_windows,
 )
-from leadersim.trace import EventKind, TraceEvent
+from leadersim.trace import EventKind, TraceEvent, read_trace_dir, run_start
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,16 +46,29 @@ __all__ = ["Result"]
 
 _node_of = operator.attrgetter("node")
 
+#: The HTML card's colour of each level.
+_LEVEL_COLOURS = {
+    VerdictLevel.SAFE: "#1a7f37",
+    VerdictLevel.OVERLAP_FENCED: "#9a6700",
+    VerdictLevel.UNSAFE: "#cf222e",
+}
+
 
 class Result:
-    """A run's trace and everything derived from it.
+    """A run's trace and everything derived from it, in seconds since the run's start.
 
     Args:
         events: The trace, in true-time order.
-        end_time: When the run ended (true time, s); defaults to the last event.
+        end_time: When the run ended, on the trace's clock (s); defaults to the last event.
         name: What was run (a scenario name, "lab", ...).
         seed: The seed, for simulated runs.
         meta: Anything else worth keeping (config, warnings ...).
+        start_time: When the run started, on the trace's clock (s). Defaults to the first
+            ``run_started`` event of the trace (a lab writes one), else 0 (simulated
+            time starts at 0). If it is not 0, the events are moved by it
+            (:meth:`~leadersim.trace.TraceEvent.shifted`) so that every view, the plots
+            and the verdict read seconds since the start; :attr:`start_time` keeps it,
+            to map a time back: ``t + result.start_time``.
     """
 
     def __init__(
@@ -61,16 +79,47 @@ class Result:
         name: str = "",
         seed: int | None = None,
         meta: Mapping[str, Any] | None = None,
+        start_time: float | None = None,
     ) -> None:
-        self.events: tuple[TraceEvent, ...] = tuple(events)
+        origin = start_time if start_time is not None else run_start(events)
+        #: When the run started on the trace's own clock (0 for simulated runs; host
+        #: monotonic seconds for real ones); every time this result shows is relative to it.
+        self.start_time: float = float(origin or 0.0)
+        if self.start_time:
+            self.events: tuple[TraceEvent, ...] = tuple(e.shifted(self.start_time) for e in events)
+        else:
+            self.events = tuple(events)
         self.end_time = (
-            end_time
+            end_time - self.start_time
             if end_time is not None
             else max((e.true_time for e in self.events), default=0.0)
         )
         self.name = name
         self.seed = seed
         self.meta: dict[str, Any] = dict(meta or {})
+
+    @classmethod
+    def from_trace_dir(cls, directory: str | Path, *, name: str | None = None) -> Result:
+        """Read a saved real run (a lab's or ``leadersim demo --trace-dir``'s) back.
+
+        The trace is :func:`~leadersim.trace.read_trace_dir` of ``directory``: the
+        members' files and the lab's ``lab.jsonl`` (run start, injected faults), so the
+        verdict is the one the live run gave.
+
+        Args:
+            directory: The trace directory.
+            name: The result's name; defaults to the directory's name.
+
+        Raises:
+            ValueError: ``directory`` is not a directory or holds no ``*.jsonl`` file.
+        """
+        directory = Path(directory)
+        events = read_trace_dir(directory)
+        started = next((e for e in events if e.kind is EventKind.RUN_STARTED), None)
+        meta: dict[str, Any] = {"trace_dir": str(directory)}
+        if started is not None:
+            meta.update(started.details)
+        return cls(events, name=directory.name if name is None else name, meta=meta)
 
     # ------------------------------------------------------------------ verdict
 
@@ -79,36 +128,24 @@ class Result:
         """The :class:`~leadersim.analysis.intervals.Summary` of this run.
 
         The same as :func:`~leadersim.analysis.intervals.summarize` on the trace, composed
-        here from the intervals this result keeps (so they are computed once).
+        here from the intervals this result keeps (so they are computed once). For a
+        script: ``verdict.level`` (a :class:`~leadersim.analysis.intervals.VerdictLevel`)
+        or ``verdict.safe`` (false only for ``UNSAFE``).
         """
         index = self._index
-        acting, belief = self._acting, self._belief
-        faults = index.of(EventKind.FAULT_START, EventKind.FAULT_END)
-        terms = sorted(acting, key=lambda i: i.start)
-        # failovers() reads the fault starts and each node's renewals in time order:
-        # concatenating the two (each in order) gives what the whole trace gives
-        latencies = failovers(
-            [*index.of(EventKind.RENEW_OK), *index.of(EventKind.FAULT_START)], acting
-        )
-        stale = [w.details for w in index.of(EventKind.GUARDED_WRITE) if w.details.get("stale")]
-        accepted = sum(1 for d in stale if d.get("accepted"))
-        overlap = sum(w.duration for w in overlap_windows(acting, faults))
-        return Summary(
-            safe=overlap == 0 and accepted == 0,
-            overlap_s=overlap,
-            belief_overlap_s=sum(w.duration for w in overlap_windows(belief, faults)),
-            no_leader_s=sum(b - a for a, b in no_leader_gaps(acting, self.end_time)),
-            failovers=len(latencies),
-            failover_s=tuple(latencies),
-            flaps=max(0, len(terms) - 1),
-            leader_changes=sum(1 for a, b in itertools.pairwise(terms) if a.node != b.node),
-            stale_accepted=accepted,
-            stale_rejected=len(stale) - accepted,
-            first_leader_at=terms[0].start if terms else None,
+        return compose_summary(
+            self._acting,
+            self._belief,
+            faults=index.of(EventKind.FAULT_START, EventKind.FAULT_END),
+            # failovers() reads the fault starts and each node's renewals in time order:
+            # concatenating the two (each in order) gives what the whole trace gives
+            causes=[*index.of(EventKind.RENEW_OK), *index.of(EventKind.FAULT_START)],
+            writes=index.of(EventKind.GUARDED_WRITE),
+            end_time=self.end_time,
         )
 
     def summary(self) -> dict[str, object]:
-        """The verdict as a flat dict (``safe``, ``overlap_s``, ``no_leader_s`` ...)."""
+        """The verdict as a flat dict (``level``, ``safe``, ``overlap_s``, ``no_leader_s`` ...)."""
         return self.verdict.as_dict()
 
     @property
@@ -252,26 +289,29 @@ class Result:
 
     def _repr_html_(self) -> str:
         verdict = self.verdict
-        colour = "#1a7f37" if verdict.safe else "#cf222e"
-        word = "SAFE" if verdict.safe else "UNSAFE"
+        level = verdict.level
+        colour = _LEVEL_COLOURS[level]
         median = verdict.failover_median_s
         rows = [
-            ("split brain (acting)", f"{verdict.overlap_s:.3f} s"),
-            ("split brain (belief)", f"{verdict.belief_overlap_s:.3f} s"),
+            ("split brain", f"{verdict.overlap_s:.3f} s"),
+            ("belief overlap", f"{verdict.belief_overlap_s:.3f} s"),
             ("no leader", f"{verdict.no_leader_s:.2f} s"),
             (
                 "failovers",
                 f"{verdict.failovers}" + ("" if median is None else f" (median {median:.2f} s)"),
             ),
-            ("flaps", str(verdict.flaps)),
+            ("re-elections", str(verdict.reelections)),
             (
-                "stale writes accepted / rejected",
-                f"{verdict.stale_accepted} / {verdict.stale_rejected}",
+                "stale writes",
+                f"{verdict.stale_accepted} accepted / {verdict.stale_rejected} rejected",
             ),
         ]
+        cell = "style='text-align:{};padding:1px 6px;vertical-align:top'"
+        note = "style='color:#57606a;font-size:85%;padding:1px 6px;vertical-align:top'"
         body = "".join(
-            f"<tr><td style='text-align:left'>{html.escape(k)}</td>"
-            f"<td style='text-align:right'>{html.escape(v)}</td></tr>"
+            f"<tr><td {cell.format('left')}>{html.escape(k)}</td>"
+            f"<td {cell.format('right')}>{html.escape(v)}</td>"
+            f"<td {note}>{html.escape(GLOSSARY[k])}</td></tr>"
             for k, v in rows
         )
         title = html.escape(self.name or "run")
@@ -279,7 +319,8 @@ class Result:
         return (
             f"<div style='border:2px solid {colour};border-radius:6px;padding:6px 10px;"
             f"display:inline-block;font-family:sans-serif'>"
-            f"<div><b style='color:{colour}'>{word}</b> · {title}{seed} · "
+            f"<div><b style='color:{colour}'>{html.escape(level.value)}</b> · {title}{seed} · "
             f"{self.end_time:g} s · {len(self.nodes)} nodes</div>"
+            f"<div {note}>{html.escape(level.value)}: {html.escape(GLOSSARY[level.value])}</div>"
             f"<table style='margin-top:4px'>{body}</table></div>"
         )

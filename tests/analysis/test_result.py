@@ -75,6 +75,11 @@ def test_fencing_turns_the_woken_leaders_harmful_write_into_a_fenced_one() -> No
     assert harmful == refused
     summary = simulate(GC_PAUSE, seed=3, fencing=True).summary()
     assert (summary["stale_accepted"], summary["stale_rejected"]) == (0, len(refused))
+    # the same split brain, harmful without fencing and harmless with it
+    assert summary["overlap_s"] > 0
+    assert (summary["level"], summary["safe"]) == ("OVERLAP-FENCED", True)
+    unfenced_verdict = simulate(GC_PAUSE, seed=3).verdict
+    assert (unfenced_verdict.level, unfenced_verdict.safe) == ("UNSAFE", False)
 
 
 def test_every_view_of_a_result_is_a_dataframe_with_its_documented_columns() -> None:
