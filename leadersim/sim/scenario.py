@@ -273,8 +273,9 @@ def load_scenario_file(path: str | Path) -> Scenario:
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()  # scenario.YAML is a YAML file too
     try:
-        if path.suffix in (".yaml", ".yml"):
+        if suffix in (".yaml", ".yml"):
             try:
                 import yaml
             except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -282,11 +283,11 @@ def load_scenario_file(path: str | Path) -> Scenario:
                     f"{path}: reading YAML needs PyYAML (pip install pyyaml)"
                 ) from exc
             data = yaml.safe_load(text)
-        elif path.suffix == ".toml":
+        elif suffix == ".toml":
             import tomllib
 
             data = tomllib.loads(text)
-        elif path.suffix == ".json":
+        elif suffix == ".json":
             data = json.loads(text)
         else:
             raise ConfigError(f"{path}: unknown scenario file type; use .yaml, .toml or .json")
