@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,17 +200,24 @@ def simulate(
         SafetyWarning: once per distinct message when a node's config has no slack.
     """
     resolved = _apply_overrides(resolve_scenario(scenario, variant=variant), overrides)
-    world = World(resolved, seed)
-    with _progress_bar(world, enabled=progress):
+    watched: list[World] = []
+
+    def run_world() -> Run:
+        # Built in the thread that runs it: the simulated storage's SQLite is bound to it.
+        world = World(resolved, seed)
+        watched.append(world)
+        return world.run()
+
+    with _progress_bar(resolved, watched, enabled=progress):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            run = world.run()
+            run = run_world()
         else:
             # A loop already runs in this thread (Jupyter): run the simulated loop in a
             # worker thread rather than nesting loops.
             with concurrent.futures.ThreadPoolExecutor(1, "leadersim-simulate") as pool:
-                run = pool.submit(world.run).result()
+                run = pool.submit(run_world).result()
     for message in run.safety_warnings:
         warnings.warn(message, SafetyWarning, stacklevel=2)
     return run_result(run)
@@ -221,23 +228,25 @@ PROGRESS_POLL_S = 0.2
 
 
 @contextlib.contextmanager
-def _progress_bar(world: World, *, enabled: bool) -> Iterator[None]:
-    """While the body runs, show ``world``'s simulated time in a tqdm bar.
+def _progress_bar(scenario: Scenario, watched: Sequence[World], *, enabled: bool) -> Iterator[None]:
+    """While the body runs, show the simulated time of the World in ``watched`` in a bar.
 
-    A thread reads the clock every :data:`PROGRESS_POLL_S` seconds; it schedules
-    nothing in the simulation, so a run with a bar is the same as one without.
+    A thread reads the World's clock every :data:`PROGRESS_POLL_S` seconds (once the
+    body has put the World in ``watched``); it schedules nothing in the simulation, so
+    a run with a bar is the same as one without.
     """
     if not enabled:
         yield
         return
     from tqdm.auto import tqdm
 
-    duration = world.scenario.duration
-    bar = tqdm(total=duration, desc=world.scenario.name, unit="sim s", leave=False)
+    duration = scenario.duration
+    bar = tqdm(total=duration, desc=scenario.name, unit="sim s", leave=False)
     done = threading.Event()
 
     def show() -> None:
-        bar.update(min(duration, world.env.now) - bar.n)
+        if watched:
+            bar.update(min(duration, watched[0].env.now) - bar.n)
 
     def watch() -> None:
         while not done.wait(PROGRESS_POLL_S):

@@ -169,7 +169,7 @@ def split_name(text: str) -> tuple[str, str | None]:
     name, bracket, rest = text.partition("[")
     if not bracket:
         return text, None
-    if not rest.endswith("]") or "[" in rest or len(rest) < 2:
+    if not rest.endswith("]") or "[" in rest or "]" in rest[:-1] or len(rest) < 2:
         raise ConfigError(f"scenario {text!r}: write a variant as NAME[VARIANT]")
     return name, rest[:-1]
 
