@@ -3,25 +3,45 @@
 ``leadersim demo`` is the first thing to run: three members as real OS processes on one
 SQLite file; it kills the leader and shows the failover. ``leadersim member`` runs one
 member in the foreground (it is what the demo and :class:`~leadersim.lab.Lab` spawn).
+``leadersim simulate`` runs a scenario in the deterministic simulator (``--plot``,
+``--csv``, ``--trace`` save what it saw), ``leadersim sweep`` runs one over a grid of
+values and seeds, and ``leadersim scenarios`` lists the catalogue (``--show`` prints an
+entry as a scenario file).
+
+Exit codes: 0 done (``simulate``: the run was safe), 2 a usage error (one line on stderr,
+nothing run or written), 3 ``simulate`` found the run unsafe; 1 is ``demo``'s and
+``member``'s failure (and Python's own code for a crash).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
+import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
 from leadersim.errors import LeadersimError
 from leadersim.storage.base import TABLE_NAME_ELECTION
 from leadersim.trace import EventKind
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from leadersim.analysis.result import Result
+    from leadersim.sim.scenario import Scenario
+
+__all__ = ["EXIT_OK", "EXIT_UNSAFE", "EXIT_USAGE", "UsageError", "main"]
 
 #: The demo's config: small, with slack, so that a failover takes a few seconds.
 DEMO_LEASE_DURATION = 3.0
@@ -31,17 +51,83 @@ DEMO_RENEW_DEADLINE = 2.0
 DEMO_HOLD_DURATION = 1.0
 
 
+#: Exit code: done; for ``simulate``, the run was safe.
+EXIT_OK = 0
+#: Exit code: a usage error (bad argument, scenario or output path); nothing was run.
+EXIT_USAGE = 2
+#: Exit code of ``simulate`` when the verdict is unsafe (``Result.verdict.safe`` false).
+EXIT_UNSAFE = 3
+
+#: Suffixes (any case) accepted for each output file.
+TRACE_SUFFIXES = (".jsonl",)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+TABLE_SUFFIXES = (".csv",)
+#: The tables ``simulate --csv DIR`` writes, one ``NAME.csv`` each: the Result's frames.
+CSV_TABLES = (
+    "trace",
+    "intervals",
+    "windows",
+    "gaps",
+    "terms",
+    "failovers",
+    "writes",
+    "faults",
+    "storage_ops",
+    "committed_leader",
+    "clocks",
+)
+
+_EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}  the run was safe (sweep: the sweep ran)
+  {EXIT_UNSAFE}  simulate: the run was unsafe (two leaders acted at once, or a stale write
+     was accepted: the verdict says UNSAFE)
+  {EXIT_USAGE}  usage error: a bad argument, an unknown scenario or variant, an invalid
+     scenario, or an output path that cannot be written (checked before the run)
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    A user's mistake (a :class:`~leadersim.LeadersimError` or an ``OSError`` reaching a
+    subcommand's boundary) is one line on stderr and exit code 2, never a traceback.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "member":
-        return _member(args)
-    if args.command == "simulate":
-        return _simulate(args)
-    if args.command == "scenarios":
-        return _scenarios()
-    return _demo(args)
+    command = {
+        "member": _member,
+        "simulate": _simulate,
+        "sweep": _sweep,
+        "scenarios": _scenarios,
+        "demo": _demo,
+    }[args.command]
+    try:
+        return command(args)
+    except UsageError as exc:
+        return _usage(args.command, str(exc))
+    except LeadersimError as exc:
+        return _usage(args.command, str(exc))
+    except OSError as exc:
+        return _usage(args.command, _os_error(exc))
+    except KeyboardInterrupt:
+        print(f"\nleadersim {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+class UsageError(Exception):
+    """A command-line mistake found by the CLI itself (exit code 2, one line)."""
+
+
+def _usage(command: str, message: str) -> int:
+    print(f"leadersim {command}: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadersim",
         description="Lease-based leader election: real processes and a deterministic simulator.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"leadersim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,7 +152,13 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--db", type=Path, help="SQLite file to use (default: in a temporary dir)")
-    demo.add_argument("--nodes", type=_member_count, default=3, help="members (default: 3)")
+    demo.add_argument(
+        "--nodes",
+        type=_count(2, "a failover needs at least 2 members"),
+        default=3,
+        metavar="N",
+        help="members (default: 3)",
+    )
     demo.add_argument(
         "--trace-dir", type=Path, help="keep the members' JSON-lines traces and logs here"
     )
@@ -101,73 +195,457 @@ def _parser() -> argparse.ArgumentParser:
         "simulate",
         help="run a scenario in the deterministic simulator and print its verdict",
         description=(
-            "Run a catalogue scenario (see `leadersim scenarios`) or a YAML/TOML/JSON "
-            "scenario file in the simulator and print the one-line verdict."
+            "Run a catalogue scenario (see `leadersim scenarios`; NAME runs the entry's "
+            "default variant, NAME[VARIANT] a named one) or a scenario file (.yaml, .yml, "
+            ".toml or .json, in any case) in the simulator and print the one-line verdict. "
+            "Output paths are checked before the run. A progress bar of simulated time "
+            "shows on an interactive terminal."
         ),
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    simulate.add_argument("scenario", help="a catalogue name or a scenario file")
+    _scenario_arguments(simulate)
     simulate.add_argument("--seed", type=int, default=0, help="the seed (default: 0)")
     simulate.add_argument(
+        "--trace", type=Path, metavar="FILE.jsonl", help="write the trace here as JSON lines"
+    )
+    simulate.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="draw the timeline into this .png, .svg or .pdf file",
+    )
+    simulate.add_argument(
+        "--csv",
+        type=Path,
+        metavar="DIR",
+        help=f"write the run's tables into this directory, one NAME.csv each "
+        f"({', '.join(CSV_TABLES)}); it is created if missing",
+    )
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a scenario over a grid of values and seeds; table, CSV and heatmap",
+        description=(
+            "Run a scenario for every combination of the --grid values and every seed "
+            "(in parallel), print one line per combination (unsafe runs, split brain, "
+            "no-leader time), and optionally save every run as a CSV row and a heatmap "
+            "over the two --grid keys. With the keys config.lease_duration and "
+            "config.renew_deadline, the heatmap also shows the theory's safe boundary. "
+            "Invalid combinations (e.g. a deadline above lease - interval) are reported, "
+            "not run."
+        ),
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _scenario_arguments(sweep)
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="sweep a scenario key over these values, e.g. --grid config.lease_duration=10,15 "
+        "(repeat for more keys; the grid is their product)",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=_count(1, "give at least 1 seed"),
+        default=3,
+        metavar="N",
+        help="seeds 0..N-1 per combination (default: 3)",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=_count(1, "give at least 1 worker"),
+        metavar="N",
+        help="worker processes (default: one per CPU; 1 runs in this process)",
+    )
+    sweep.add_argument(
+        "--csv", type=Path, metavar="FILE.csv", help="write one row per run into this CSV file"
+    )
+    sweep.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="draw a heatmap over the two --grid keys into this .png, .svg or .pdf file",
+    )
+    sweep.add_argument(
+        "--value",
+        default="overlap_s",
+        metavar="COLUMN",
+        help="what the heatmap shows, averaged over the seeds (default: overlap_s, the "
+        "split brain in seconds; also safe, no_leader_s, failover_s, flaps ...)",
+    )
+
+    scenarios = commands.add_parser(
+        "scenarios",
+        help="list the scenario catalogue, or print one entry as a scenario file",
+        description=(
+            "List the catalogue: each entry's id, name, timing assumptions, what happens "
+            "and its variants (NAME alone runs the one marked default). With --show, print "
+            "one entry as YAML in the scenario format: save it, edit it, and run it with "
+            "`leadersim simulate FILE.yaml` (the same seed gives the same trace)."
+        ),
+    )
+    scenarios.add_argument(
+        "--show", metavar="NAME[VARIANT]", help="print this entry as a scenario file (YAML)"
+    )
+    return parser
+
+
+def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "scenario",
+        metavar="SCENARIO",
+        help="a catalogue name, NAME[VARIANT], or a .yaml/.yml/.toml/.json scenario file",
+    )
+    parser.add_argument("--variant", help="a catalogue variant (the same as SCENARIO[VARIANT])")
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a scenario key, e.g. --set config.lease_duration=15 (JSON values)",
     )
-    simulate.add_argument("--trace", type=Path, help="write the trace here as JSON lines")
-    commands.add_parser("scenarios", help="list the scenario catalogue")
-    return parser
+
+
+def _count(minimum: int, reason: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum`` (``reason`` says why otherwise)."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number >= {minimum}, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{reason}, got {value}")
+        return value
+
+    return whole_number
+
+
+def _json_value(text: str) -> object:
+    """A value given on the command line: JSON if it parses (15, true, [1, 2]), else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _key_value(option: str, item: str) -> tuple[str, str]:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"{option} needs KEY=VALUE, got {item!r}")
+    return key.strip(), text
+
+
+def _overrides(items: Sequence[str]) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, text = _key_value("--set", item)
+        overrides[key] = _json_value(text)
+    return overrides
+
+
+def _resolve(args: argparse.Namespace) -> Scenario:
+    """The scenario of SCENARIO, --variant and --set."""
+    from leadersim.experiment import _apply_overrides, resolve_scenario
+
+    scenario = resolve_scenario(args.scenario, variant=args.variant)
+    return _apply_overrides(scenario, _overrides(args.set))
+
+
+# ---------------------------------------------------------------------- output paths
+
+
+def _output_file(option: str, path: Path | None, suffixes: Sequence[str], what: str) -> None:
+    """Check, before anything runs, that ``path`` can be written as ``what``."""
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        allowed = ", ".join(suffixes)
+        raise UsageError(f"{option} {path}: {what}; give a file ending in {allowed}")
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file ending in {path.suffix}")
+    _writable_parent(option, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{option} {path}: the file exists and cannot be overwritten")
+
+
+def _writable_parent(option: str, path: Path) -> None:
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{option} {path}: directory {parent} {what}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write in directory {parent}")
+
+
+def _output_dir(option: str, path: Path | None) -> None:
+    """Check, before anything runs, that ``path`` is (or can be made) a writable directory."""
+    if path is None:
+        return
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {path}: cannot write in this directory")
+        return
+    if path.exists() or path.suffix.lower() in TABLE_SUFFIXES:
+        raise UsageError(
+            f"{option} {path}: not a directory; {option} takes a directory and writes one "
+            "CSV file per table into it"
+        )
+    _writable_parent(option, path)
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on the Agg canvas: saved to a file, never shown (no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _cell(value: object) -> object:
+    # Details and node lists as JSON, which any CSV reader can take apart again.
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def _write_tables(result: Result, directory: Path) -> list[Path]:
+    directory.mkdir(exist_ok=True)
+    written = []
+    for name in CSV_TABLES:
+        view = getattr(result, name)
+        frame = view if name == "trace" else view()
+        for column in frame.columns:
+            if frame[column].dtype == object:
+                frame[column] = frame[column].map(_cell)
+        path = directory / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        written.append(path)
+    return written
+
+
+# ---------------------------------------------------------------------- simulate
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import json
-    import warnings
-
-    from leadersim.errors import ConfigError, SafetyWarning
+    from leadersim.errors import SafetyWarning
     from leadersim.experiment import simulate
 
-    overrides: dict[str, object] = {}
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            print(f"leadersim: --set needs KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
-        try:
-            overrides[key] = json.loads(text)
-        except ValueError:
-            overrides[key] = text
+    _output_file("--trace", args.trace, TRACE_SUFFIXES, "the trace is written as JSON lines")
+    _output_file("--plot", args.plot, PLOT_SUFFIXES, "unknown picture format")
+    _output_dir("--csv", args.csv)
+    scenario = _resolve(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SafetyWarning)
+        result = simulate(scenario, seed=args.seed, progress=sys.stderr.isatty())
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    # The verdict first: it is not lost if writing a file fails after all.
+    print(f"{result.name} seed={args.seed} ({result.end_time:g} s): {result.verdict.line()}")
+    sys.stdout.flush()
+    if args.trace is not None:
+        args.trace.write_text(result.to_jsonl(), encoding="utf-8")
+        print(f"trace: {args.trace}")
+    if args.plot is not None:
+        # Sized as plot_timeline sizes a figure of its own: a lane per node and storage.
+        figure = _new_figure((12, 1.2 + 0.55 * (len(result.nodes) + 1)))
+        result.plot_timeline(ax=figure.add_subplot())
+        figure.savefig(args.plot)
+        print(f"timeline: {args.plot}")
+    if args.csv is not None:
+        written = _write_tables(result, args.csv)
+        print(f"tables: {len(written)} CSV files in {args.csv}")
+    return EXIT_OK if result.verdict.safe else EXIT_UNSAFE
+
+
+# ---------------------------------------------------------------------- sweep
+
+
+def _grid(items: Sequence[str]) -> dict[str, list[object]]:
+    grid: dict[str, list[object]] = {}
+    for item in items:
+        key, text = _key_value("--grid", item)
+        if key in grid:
+            raise UsageError(f"--grid {key} is given twice; list all its values in one --grid")
+        values = [_json_value(v.strip()) for v in text.split(",")]
+        if not all(isinstance(v, str | int | float | bool) for v in values) or "" in values:
+            raise UsageError(f"--grid {item!r}: give the values as V1,V2,... (numbers or words)")
+        grid[key] = values
+    return grid
+
+
+def _summary_columns() -> list[str]:
+    from leadersim.analysis.intervals import Summary
+
+    return [f.name for f in dataclasses.fields(Summary)]
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import concurrent.futures
+
+    from leadersim.errors import SafetyWarning
+    from leadersim.sweep import sweep
+
+    grid = _grid(args.grid)
+    _output_file("--csv", args.csv, TABLE_SUFFIXES, "the runs are written as CSV")
+    _output_file("--plot", args.plot, PLOT_SUFFIXES, "unknown picture format")
+    if args.plot is not None and len(grid) != 2:
+        raise UsageError(f"--plot draws a heatmap over two --grid keys, got {len(grid)}")
+    columns = _summary_columns()
+    if args.value not in columns:
+        raise UsageError(f"--value {args.value!r} is not a run's column; allowed: {columns}")
+    scenario = _resolve(args)
+    executor: concurrent.futures.Executor | str | None = "serial" if args.workers == 1 else None
+    pool = None
+    if args.workers is not None and args.workers > 1:
+        pool = executor = concurrent.futures.ProcessPoolExecutor(args.workers)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SafetyWarning)
-            result = simulate(args.scenario, seed=args.seed, **overrides)
-    except ConfigError as exc:
-        print(f"leadersim: {exc}", file=sys.stderr)
-        return 2
+            frame = sweep(
+                scenario,
+                grid,
+                args.seeds,
+                executor=executor,  # type: ignore[arg-type]
+                progress=sys.stderr.isatty(),
+                invalid="record",
+            )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    if args.trace is not None:
-        args.trace.write_text(result.to_jsonl(), encoding="utf-8")
-    print(f"{result.name} seed={args.seed} ({result.end_time:g} s): {result.verdict.line()}")
-    return 0
+    print(_sweep_table(frame, list(grid), args.seeds))
+    sys.stdout.flush()
+    if args.csv is not None:
+        frame.to_csv(args.csv, index=False)
+        print(f"runs: {args.csv}")
+    if args.plot is not None:
+        _save_heatmap(frame, scenario, list(grid), args.value, args.plot)
+        print(f"heatmap: {args.plot}")
+    return EXIT_OK
 
 
-def _scenarios() -> int:
+def _sweep_table(frame: pd.DataFrame, keys: list[str], seeds: int) -> str:
+    """The sweep's table: a line per combination, an invalid one saying why.
+
+    Columns: unsafe runs of the seeds, the worst split brain (s), the mean no-leader
+    time (s) and the mean number of failovers.
+    """
+    metrics = ["unsafe", "split_brain_max_s", "no_leader_mean_s", "failovers_mean"]
+    rows = []
+    for values, runs in frame.groupby(keys, sort=False):
+        row: dict[str, object] = dict(zip(keys, values, strict=True))
+        error = runs["error"].dropna()
+        if not error.empty:
+            row["note"] = "invalid: " + str(error.iloc[0])
+        else:
+            row["unsafe"] = f"{int((~runs['safe'].astype(bool)).sum())}/{seeds}"
+            row["split_brain_max_s"] = f"{runs['overlap_s'].max():.3f}"
+            row["no_leader_mean_s"] = f"{runs['no_leader_s'].mean():.2f}"
+            row["failovers_mean"] = f"{runs['failovers'].mean():.1f}"
+        rows.append(row)
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=[*keys, *metrics, "note"]).fillna("")
+    lines = table.drop(columns="note").to_string(index=False).splitlines()
+    # The reason of an invalid combination goes after its line, left-aligned.
+    notes = ["", *table["note"]]
+    return "\n".join(f"{line}  {note}".rstrip() for line, note in zip(lines, notes, strict=True))
+
+
+def _save_heatmap(
+    frame: pd.DataFrame, scenario: Scenario, keys: list[str], value: str, path: Path
+) -> None:
+    from leadersim.analysis import plots
+
+    valid = frame[frame["error"].isna()]
+    x, y = keys
+    figure = _new_figure((7, 5.5))
+    ax = figure.add_subplot()
+    if valid.empty:
+        raise UsageError("--plot: every combination is invalid; nothing to draw")
+    boundary, label = _theory_boundary(scenario, x, y)
+    plots.plot_sweep_heatmap(valid, x, y, value, boundary, ax=ax, predicted_label=label)
+    ax.set_title(f"{scenario.name}: {value}, mean of the seeds")
+    figure.savefig(path)
+
+
+def _theory_boundary(scenario: Scenario, x: str, y: str) -> tuple[Callable[[Any], Any] | None, str]:
+    """The theory's safe boundary on a lease x deadline grid (None for other grids).
+
+    It counts the callback's stop latency C and no other delay: the worst case for a
+    fault that only stops the leader's renewals.
+    """
+    from leadersim.analysis import theory
+    from leadersim.config import DEFAULT_RENEW_INTERVAL
+    from leadersim.sim.scenario import CallbackSpec
+
+    interval = float(scenario.config.get("renew_interval", DEFAULT_RENEW_INTERVAL))
+    stop = scenario.callback.stop_latency if isinstance(scenario.callback, CallbackSpec) else 0.0
+    lease, deadline = "config.lease_duration", "config.renew_deadline"
+    if (x, y) == (lease, deadline):
+        return (
+            lambda leases: theory.boundary_deadline(leases, interval, stop_latency=stop),
+            "theory: safe below",
+        )
+    if (x, y) == (deadline, lease):
+        return (
+            lambda deadlines: theory.boundary_lease(deadlines, interval, stop_latency=stop),
+            "theory: safe above",
+        )
+    return None, ""
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+def _scenarios(args: argparse.Namespace) -> int:
     from leadersim.sim.scenarios import CATALOGUE
 
+    if args.show is not None:
+        return _show(args.show)
     for entry in CATALOGUE.values():
-        variants = ", ".join(v for v in entry.variants if v != "base")
         print(f"{entry.id:>4}  {entry.name:34} {entry.assumptions}")
         print(f"      {entry.title}")
-        if variants:
-            print(f"      variants: {variants}")
-    return 0
+        if list(entry.variants) != ["base"]:
+            listed = [v + (" (default)" if v == entry.default else "") for v in entry.variants]
+            print(f"      variants: {', '.join(listed)}")
+    print()
+    print(
+        "Run one: leadersim simulate NAME (its default variant) or NAME[VARIANT]; "
+        "see one as a scenario file: leadersim scenarios --show NAME[VARIANT]"
+    )
+    return EXIT_OK
 
 
-def _member_count(text: str) -> int:
-    count = int(text)
-    if count < 2:
-        raise argparse.ArgumentTypeError("a failover needs at least 2 members")
-    return count
+def _show(text: str) -> int:
+    import textwrap
+
+    from leadersim.experiment import dump_scenario, is_scenario_file, resolve_scenario
+    from leadersim.sim.scenarios import CATALOGUE, split_name
+
+    scenario = resolve_scenario(text)
+    lines = []
+    if not is_scenario_file(text):
+        entry = CATALOGUE[split_name(text)[0]]
+        lines += textwrap.wrap(f"{scenario.name} ({entry.id}): {entry.title}", 96)
+        lines.append(f"timing assumptions: {entry.assumptions}")
+        lines.append(f"source: {entry.source}")
+        others = [v for v in entry.variants if f"[{v}]" not in scenario.name]
+        if others:
+            lines.append(f"other variants: {', '.join(others)}")
+    lines.append("save as FILE.yaml and run: leadersim simulate FILE.yaml --seed 0")
+    print("".join(f"# {line}\n" for line in lines) + dump_scenario(scenario), end="")
+    return EXIT_OK
 
 
 def _member(args: argparse.Namespace) -> int:

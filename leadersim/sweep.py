@@ -92,6 +92,7 @@ def sweep(
     parameters: Mapping[str, Any],
     seeds: int | Iterable[int],
     *,
+    variant: str | None = None,
     executor: concurrent.futures.Executor | Literal["serial"] | None = None,
     progress: bool = True,
     invalid: Literal["raise", "record"] = "raise",
@@ -99,12 +100,14 @@ def sweep(
     """Run ``scenario`` over every combination of ``parameters`` and every seed.
 
     Args:
-        scenario: A catalogue name, a :class:`~leadersim.Scenario`, a mapping in the
-            scenario format, or a file path (as for :func:`leadersim.simulate`).
+        scenario: A catalogue name (``"NAME"`` or ``"NAME[VARIANT]"``), a
+            :class:`~leadersim.Scenario`, a mapping in the scenario format, or a file path
+            (as for :func:`leadersim.simulate`).
         parameters: Dotted scenario keys (``"config.lease_duration"``,
             ``"callback.stop_latency"``, ``"duration"``) to a value (fixed) or a list of
             values (swept; the grid is their cartesian product, see :func:`grid`).
         seeds: The seeds of each combination: a list, or a count ``n`` for ``0..n-1``.
+        variant: A catalogue variant, instead of the ``[VARIANT]`` suffix of the name.
         executor: Where the runs go: any :class:`concurrent.futures.Executor` (left
             open for the caller to reuse), ``"serial"`` to run in this process, or
             ``None`` for a process pool with one worker per CPU (closed at the end).
@@ -141,7 +144,7 @@ def sweep(
             f"unknown sweep parameter(s) {unknown}; a dotted key starts with one of "
             f"{sorted(Scenario.KEYS)}"
         )
-    base = resolve_scenario(scenario)
+    base = resolve_scenario(scenario, variant=variant)
     combinations = grid(parameters)
     swept = [k for k, v in parameters.items() if isinstance(v, list)]
     seed_list = _seed_list(seeds)

@@ -1,7 +1,8 @@
-"""The named scenario catalogue (spec: scenarios.md, Parts A and B), as data.
+"""The named scenario catalogue (Part A: textbook cases; Part B: incident replays), as data.
 
 Each :class:`CatalogueEntry` is a base scenario in the scenario format, named variants
-(dotted-key overrides), the seeds to judge it over, and its **expected verdict**: a list of
+(dotted-key overrides; one of them the entry's default, which its bare name runs), the
+seeds to judge it over, and its **expected verdict**: a list of
 :class:`Expect` statements about the metrics of :func:`scenario_metrics`, written from the
 timing rules before any run. :func:`check` judges a set of runs against them.
 
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from leadersim.analysis.intervals import acting_intervals, summarize
+from leadersim.errors import ConfigError
 from leadersim.sim.scenario import Scenario
 from leadersim.trace import EventKind, TraceEvent
 
@@ -27,8 +29,10 @@ __all__ = [
     "CATALOGUE",
     "CatalogueEntry",
     "Expect",
+    "catalogue_scenario",
     "check",
     "scenario_metrics",
+    "split_name",
 ]
 
 _BASE: dict[str, Any] = {
@@ -108,7 +112,21 @@ class Expect:
 
 @dataclasses.dataclass(frozen=True)
 class CatalogueEntry:
-    """A named scenario with its variants and expected verdict."""
+    """A named scenario with its variants and expected verdict.
+
+    Attributes:
+        id: The entry's id (``"A6"``, ``"B1"``).
+        name: Its catalogue name (``"github-2018-partition"``).
+        title: One sentence: what happens.
+        base: The scenario mapping the variants override.
+        variants: Variant name to dotted-key overrides of ``base`` (``{}``: the base).
+        assumptions: Whether it is inside or outside the timing assumptions, and when.
+        expect: The expected verdict, written from the timing rules before any run.
+        source: Where the case comes from (a post-mortem, an issue, the reference).
+        seeds: The seeds it is judged over.
+        default: The variant that the bare name runs: the one that shows what the entry
+            is about (an incident replay reproduces the incident).
+    """
 
     id: str
     name: str
@@ -119,17 +137,64 @@ class CatalogueEntry:
     expect: tuple[Expect, ...]
     source: str
     seeds: tuple[int, ...] = SEEDS
+    default: str = "base"
 
-    def scenario(self, variant: str = "base") -> Scenario:
-        """The scenario of one variant (``"base"`` is the entry's own)."""
-        # "base" (the entry's own scenario) exists even when no variant is named so.
-        overrides = self.variants.get(variant, {} if variant == "base" else None)
+    def __post_init__(self) -> None:
+        if self.default not in self.variants:
+            raise ValueError(f"{self.name}: default variant {self.default!r} is not a variant")
+
+    def scenario(self, variant: str | None = None) -> Scenario:
+        """The scenario of one variant (``None``: the entry's :attr:`default`).
+
+        Its name is ``NAME[VARIANT]``, or the bare ``NAME`` for a variant called ``base``.
+
+        Raises:
+            ConfigError: the entry has no such variant (the message lists them).
+        """
+        chosen = self.default if variant is None else variant
+        overrides = self.variants.get(chosen)
         if overrides is None:
-            raise KeyError(f"{self.name} has no variant {variant!r}; has {list(self.variants)}")
+            raise ConfigError(
+                f"{self.name} has no variant {chosen!r}; its variants: "
+                f"{', '.join(self.variants)} (default {self.default})"
+            )
         spec = _merge(self.base, overrides)
-        spec["name"] = self.name if variant == "base" else f"{self.name}[{variant}]"
+        spec["name"] = self.name if chosen == "base" else f"{self.name}[{chosen}]"
         spec.setdefault("description", self.title)
         return Scenario.from_mapping(spec)
+
+
+def split_name(text: str) -> tuple[str, str | None]:
+    """Split ``"NAME[VARIANT]"`` into ``("NAME", "VARIANT")``; a bare name has ``None``."""
+    name, bracket, rest = text.partition("[")
+    if not bracket:
+        return text, None
+    if not rest.endswith("]") or "[" in rest or "]" in rest[:-1] or len(rest) < 2:
+        raise ConfigError(f"scenario {text!r}: write a variant as NAME[VARIANT]")
+    return name, rest[:-1]
+
+
+def catalogue_scenario(text: str, variant: str | None = None) -> Scenario:
+    """The scenario of a catalogue name, ``"NAME"`` or ``"NAME[VARIANT]"``.
+
+    Args:
+        text: The name, optionally with a variant in brackets.
+        variant: The variant, if not given in brackets (``None``: the entry's default).
+
+    Raises:
+        ConfigError: an unknown name or variant (the message lists what exists), or a
+            variant given both in brackets and as ``variant``.
+    """
+    name, bracketed = split_name(text)
+    entry = CATALOGUE.get(name)
+    if entry is None:
+        raise ConfigError(
+            f"unknown scenario {name!r}: not a catalogue name (see `leadersim scenarios`) "
+            f"nor a .yaml/.yml/.toml/.json file; catalogue names: {', '.join(CATALOGUE)}"
+        )
+    if bracketed is not None and variant is not None and bracketed != variant:
+        raise ConfigError(f"scenario {text!r} names variant {bracketed!r}, but variant={variant!r}")
+    return entry.scenario(bracketed if bracketed is not None else variant)
 
 
 def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -466,6 +531,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("overlap_s", "<=", 3.5, "b-10/2/8"),
         ),
         "https://martin.kleppmann.com/2016/02/08/how-to-do-distributed-locking.html",
+        default="b-10/2/8",
     ),
     CatalogueEntry(
         "A6",
@@ -519,6 +585,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("overlap_s", "<", 3.05, "15/2/8-C=8"),
         ),
         "https://github.com/kubernetes/kubernetes/issues/65257",
+        default="C=8",
     ),
     CatalogueEntry(
         "A8",
@@ -549,6 +616,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("overlap_s", "<=", 1.2, "rho=0.1"),
         ),
         "http://i.stanford.edu/pub/cstr/reports/cs/tr/90/1298/CS-TR-90-1298.pdf",
+        default="rho=0.1",
     ),
     CatalogueEntry(
         "A9",
@@ -641,6 +709,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("renew_failed", ">=", 1),
         ),
         "https://github.com/pingcap/tiflow/blob/master/pkg/election/elector_test.go",
+        default="request",
     ),
     CatalogueEntry(
         "A12",
@@ -674,6 +743,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("overlap_s", "==", 0, "b-15/2/8"),
         ),
         "https://github.com/pingcap/tiflow/tree/master/pkg/election",
+        default="a",
     ),
     CatalogueEntry(
         "A13",
@@ -718,6 +788,7 @@ _ENTRIES: list[CatalogueEntry] = [
         ),
         "https://github.com/pingcap/tiflow/issues/7298",
         seeds=(0, 1, 2),
+        default="N=50",
     ),
     CatalogueEntry(
         "A14",
@@ -788,6 +859,7 @@ _ENTRIES: list[CatalogueEntry] = [
             ),
         ),
         "https://github.com/pingcap/tiflow/blob/master/pkg/election/elector_test.go",
+        default="every-node",
     ),
     CatalogueEntry(
         "A15",
@@ -820,6 +892,7 @@ _ENTRIES: list[CatalogueEntry] = [
         ),
         "https://github.com/pingcap/tiflow/blob/master/pkg/election/config.go",
         seeds=tuple(range(5)),
+        default="10/2/8",
     ),
     # ------------------------------------------------------------------ Part B
     CatalogueEntry(
@@ -857,6 +930,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("stale_rejected", ">=", 29, "C=33-fencing"),
         ),
         "https://github.blog/2018-10-30-oct21-post-incident-analysis/",
+        default="C=33",
     ),
     CatalogueEntry(
         "B2",
@@ -881,6 +955,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("overlap_s", "<=", 0.2, "n1-cut"),
         ),
         "https://github.blog/2012-12-26-downtime-last-saturday/",
+        default="both-cut",
     ),
     CatalogueEntry(
         "B3",
@@ -955,6 +1030,7 @@ _ENTRIES: list[CatalogueEntry] = [
             ),
         ),
         "https://github.blog/2012-09-14-github-availability-this-week/",
+        default="10/2/8",
     ),
     CatalogueEntry(
         "B4",
@@ -1005,6 +1081,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("old_leader_stop_s", "==", math.inf, "P=79-90/2/60", note="stalls, never stops"),
         ),
         "https://www.xgugeng.com/post/regionserver-stops-after-full-gc/",
+        default="P=79-10/2/8",
     ),
     CatalogueEntry(
         "B5",
@@ -1056,6 +1133,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("leader_changes", "==", 0, "n3-cut"),
         ),
         "https://discuss.elastic.co/t/zen-ping-timeout-causes-nodes-to-lose-master-permanently/3246",
+        default="10/2/8",
     ),
     CatalogueEntry(
         "B6",
@@ -1093,6 +1171,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("stale_rejected", ">=", 400, "C=50-fencing"),
         ),
         "https://aphyr.com/posts/283-jepsen-redis",
+        default="C=50",
     ),
     CatalogueEntry(
         "B7",
@@ -1119,6 +1198,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("stale_accepted", "==", 0, "C=5-fencing"),
         ),
         "https://github.com/kubernetes/kubernetes/issues/65257",
+        default="C=5",
     ),
     CatalogueEntry(
         "B8",
@@ -1182,6 +1262,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("leader_changes", "==", 0, "hang-137/26/107"),
         ),
         "https://github.com/kubernetes/kubernetes/issues/108380",
+        default="10/2/8",
     ),
     CatalogueEntry(
         "B10",
@@ -1208,6 +1289,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("flaps", "==", 0, "60/10/45"),
         ),
         "https://gitlab.com/gitlab-com/gl-infra/production-engineering/-/issues/7275",
+        default="30/10/10",
     ),
     CatalogueEntry(
         "B11",
@@ -1246,6 +1328,7 @@ _ENTRIES: list[CatalogueEntry] = [
             _E("overlap_s", "==", 0, "b-15/2/8"),
         ),
         "https://blog.cloudflare.com/a-byzantine-failure-in-the-real-world/",
+        default="a",
     ),
 ]
 
