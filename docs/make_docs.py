@@ -19,6 +19,10 @@ Usage (from the repository root)::
 from what this script makes.
 """
 
+# The catalogue intro below is markdown: its table rows cannot wrap, and it uses the
+# typographic minus of the other pages.
+# ruff: noqa: E501, RUF001
+
 from __future__ import annotations
 
 import argparse
@@ -93,7 +97,7 @@ every statement. List the names with `leadersim scenarios`; run an entry by name
 from leadersim import simulate
 from leadersim.sim.scenarios import CATALOGUE
 
-result = simulate("leader-crash", seed=1)                            # the base
+result = simulate("leader-crash", seed=1)  # the base
 result = simulate(CATALOGUE["leader-crash"].scenario("restart-at-63"), seed=1)  # a variant
 ```
 
@@ -168,7 +172,7 @@ def _bound(op: str, value: float | tuple[float, float]) -> str:
         return f"between {_flow(value[0])} and {_flow(value[1])}"
     assert not isinstance(value, tuple)
     shown = "inf" if math.isinf(value) else _flow(value)
-    return f"{ {'==': '=', '<=': '≤', '>=': '≥'}.get(op, op)} {shown}"
+    return f"{ {'==': '=', '<=': '≤', '>=': '≥'}.get(op, op) } {shown}"
 
 
 def _expect_line(expect: Any) -> str:
@@ -188,6 +192,10 @@ def _seeds(seeds: Sequence[int]) -> str:
     if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
         return f"{seeds[0]}-{seeds[-1]}"
     return ", ".join(map(str, seeds))
+
+
+#: Schedules longer than this are shown by their first two faults and their last.
+_FAULTS_SHOWN = 6
 
 
 def _entry_section(entry: Any) -> list[str]:
@@ -210,11 +218,14 @@ def _entry_section(entry: Any) -> list[str]:
         f"- **Assumptions:** {entry.assumptions}.",
         f"- **Base:** {', '.join(facts)}; seeds {_seeds(entry.seeds)}.",
     ]
-    faults = base.get("faults") or []
-    if faults:
-        lines.append("- **Faults:** " + "; ".join(f"`{_flow(f)}`" for f in faults) + ".")
-    else:
-        lines.append("- **Faults:** none.")
+    faults = [f"`{_flow(f)}`" for f in base.get("faults") or []]
+    if len(faults) > _FAULTS_SHOWN:
+        # A long periodic schedule: its start and its end say what it is.
+        faults = [*faults[:2], f"… ({len(faults)} faults in all) …", faults[-1]]
+    lines.append(f"- **Faults:** {'; '.join(faults) or 'none'}.")
+    extra = {k: v for k, v in cb.items() if k not in ("stop_latency", "writes_per_s", "prepare_s")}
+    if extra:
+        lines.append(f"- **callback:** `{_flow(extra)}`.")
     for key in ("nodes_config", "clocks", "storage"):
         if key in base and base[key] and key != "storage":
             lines.append(f"- **{key}:** `{_flow(base[key])}`.")
