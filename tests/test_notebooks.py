@@ -110,7 +110,7 @@ def test_notebook_matches_its_percent_format_twin(source: Path) -> None:
 def test_committed_notebook_carries_its_figures(path: Path) -> None:
     """A reader on GitHub sees every figure without running anything."""
     notebook = nbformat.read(path, as_version=4)
-    assert_draws(notebook, f"the committed {path.name} (run: python docs/make_docs.py)")
+    assert_draws(notebook, f"the committed {path.name} (run: python docs/make_docs.py --notebooks)")
     size = path.stat().st_size
     assert size < MAX_NOTEBOOK_BYTES, f"{path.name} is {size} bytes"
 
