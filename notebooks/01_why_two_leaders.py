@@ -29,14 +29,24 @@
 # %%
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")  # the notebook also runs headless in CI
 import matplotlib.pyplot as plt
+from IPython.display import display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from leadersim import SafetyWarning, simulate
+from leadersim.analysis import theory
 
 warnings.simplefilter("ignore", SafetyWarning)  # the reference defaults have zero slack
+# Figures are shown as PNG by show(), whichever matplotlib backend is active: Jupyter's
+# inline one, or the Agg that CI selects through MPLBACKEND.
+set_matplotlib_formats("png")
+
+
+def show(ax):
+    """Display the figure an Axes belongs to, once."""
+    display(ax.figure)
+    plt.close(ax.figure)
+
 
 # %% [markdown]
 # ## The run
@@ -47,6 +57,7 @@ warnings.simplefilter("ignore", SafetyWarning)  # the reference defaults have ze
 # At t = 60 s the leader is paused for 20 s. One seed reproduces the run exactly.
 
 # %%
+PAUSE_AT, PAUSE_S, LEASE, INTERVAL, STOP_S = 60.0, 20.0, 10.0, 2.0, 0.1
 result = simulate("leader-pause-longer-than-lease", seed=3)
 result
 
@@ -59,7 +70,7 @@ result
 # %%
 ax = result.plot_timeline()
 ax.set_xlim(40, 100)
-plt.show()
+show(ax)
 
 # %% [markdown]
 # Read it left to right:
@@ -74,32 +85,59 @@ plt.show()
 # The split-brain window, with the fault active during it:
 
 # %%
-result.windows()
+windows = result.windows()
+windows
 
 # %% [markdown]
-# Its length is about P − L: the pause minus the lease. `belief` overlap is zero: on
-# waking, `is_leader()` already says no (its own lease ran out on its own clock) — but the
-# work never asked again before writing. The stale write was accepted:
+# The theory predicts both numbers. A follower takes over one lease (± one renew
+# interval: the renewal it last saw is up to a round old) after the pause began; the two
+# callbacks then overlap from that take-over until the old leader wakes and stops, so the
+# split brain lasts the pause minus the take-over time, plus the old leader's stop —
+# about P − L. The cell checks the run against it:
+
+# %%
+failover = result.failovers()["failover_s"].iloc[0]
+low, _, high = theory.failover_time("pause", LEASE, INTERVAL)
+overlap = result.summary()["overlap_s"]
+print(f"take-over {failover:.2f} s after the pause began (theory: {low:g} to {high:g} s)")
+print(f"split brain {overlap:.2f} s; P - take-over = {PAUSE_S - failover:.2f} s")
+assert low <= failover <= high
+assert len(windows) == 1
+assert windows["faults"].iloc[0] == "pause@n1"
+# The old leader's stop after waking (its renew round, then C) is under a second.
+assert 0 < overlap - (PAUSE_S - failover) < STOP_S + 1.0
+
+# %% [markdown]
+# `belief` overlap is zero: on waking, `is_leader()` already says no (its own lease ran
+# out on its own clock) — but the work never asked again before writing. The stale
+# write was accepted:
 
 # %%
 writes = result.writes()
+assert result.summary()["belief_overlap_s"] == 0
+assert result.summary()["stale_accepted"] == 1
 writes[writes["class"] != "ok"]
 
 # %% [markdown]
 # ## More lease does not fix it
 #
-# With L = 15 s the take-over comes later, so the overlap shrinks by 5 s — but a pause has
-# no upper bound, so some pause is always longer than any lease.
+# With L = 15 s the take-over comes later, so the overlap shrinks by 5 s. Only a lease
+# longer than the pause plus a renew interval (L = 25 s) rides it out here — but a pause
+# has no upper bound, so some pause is always longer than any lease.
 
 # %%
+overlaps = {}
 for lease in (10, 15, 25):
     summary = simulate(
         "leader-pause-longer-than-lease", seed=3, **{"config.lease_duration": lease}
     ).summary()
+    overlaps[lease] = summary["overlap_s"]
     print(
         f"L = {lease:>2} s: overlap {summary['overlap_s']:5.2f} s, "
         f"stale writes accepted {summary['stale_accepted']}"
     )
+assert 4 < overlaps[10] - overlaps[15] < 7  # five more seconds of lease, ~5 s less overlap
+assert overlaps[25] == 0  # P + I < L: nobody takes over during the pause
 
 # %% [markdown]
 # ## Fencing does
@@ -111,6 +149,9 @@ for lease in (10, 15, 25):
 # %%
 fenced = simulate("leader-pause-longer-than-lease", seed=3, fencing=True)
 print(fenced.verdict.line())
+assert fenced.summary()["overlap_s"] == overlap  # the same run: fencing changes no timing
+assert fenced.summary()["stale_accepted"] == 0
+assert fenced.summary()["stale_rejected"] == 1
 fenced.writes().groupby("class").size()
 
 # %% [markdown]

@@ -30,14 +30,24 @@
 # %%
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from leadersim import Config, SafetyWarning, sweep
 from leadersim.analysis import plots, theory
+
+# Figures are shown as PNG by show(), whichever matplotlib backend is active: Jupyter's
+# inline one, or the Agg that CI selects through MPLBACKEND.
+set_matplotlib_formats("png")
+
+
+def show(ax):
+    """Display the figure an Axes belongs to, once."""
+    display(ax.figure)
+    plt.close(ax.figure)
+
 
 # %% [markdown]
 # ## The theory, in numbers
@@ -47,11 +57,16 @@ print("slack of 10/2/8:", theory.slack(10, 2, 8), "s")
 print("slack of 15/2/8:", theory.slack(15, 2, 8), "s")
 print("safe with a 0.5-s stop at 10/2/8?", bool(theory.is_safe(10, 2, 8, stop_latency=0.5)))
 print("safe with a 0.5-s stop at 13/2/8?", bool(theory.is_safe(13, 2, 8, stop_latency=0.5)))
+assert theory.slack(10, 2, 8) == 0
+assert theory.slack(15, 2, 8) == 5
+assert not theory.is_safe(10, 2, 8, stop_latency=0.5)
+assert theory.is_safe(13, 2, 8, stop_latency=0.5)
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     Config("n1", storage=object(), leader_callback=print).adjust_and_validate()
 print("warning:", caught[0].message)
+assert [w.category for w in caught] == [SafetyWarning]
 
 # %% [markdown]
 # ## The measurement
@@ -94,7 +109,7 @@ ax = plots.plot_sweep_heatmap(
     valid, "config.lease_duration", "config.renew_deadline", "unsafe", boundary, agg="max"
 )
 ax.set_title("split brain in any seed (1) or none (0); line: theory")
-plt.show()
+show(ax)
 
 # %% [markdown]
 # Below the line the theory promises safety, and the runs agree; above it every cell
@@ -105,7 +120,11 @@ cells = valid.groupby(["config.lease_duration", "config.renew_deadline"])["unsaf
 L = cells.index.get_level_values(0).to_numpy(float)
 D = cells.index.get_level_values(1).to_numpy(float)
 predicted_unsafe = ~theory.is_safe(L, 2.0, D, delta_resp=0.01, stop_latency=3.0)
-print(f"{np.mean(predicted_unsafe == cells.to_numpy()):.0%} of {len(cells)} cells agree")
+agreement = np.mean(predicted_unsafe == cells.to_numpy())
+print(f"{agreement:.0%} of {len(cells)} cells agree")
+# Every cell the theory calls safe was safe in every seed: the bound is a worst case.
+assert not cells.to_numpy()[~predicted_unsafe].any()
+assert agreement == 1.0  # and every cell it calls unsafe saw an overlap
 
 # %% [markdown]
 # **Takeaways.** Pick D first (how long a leader may ride out a storage hiccup), then

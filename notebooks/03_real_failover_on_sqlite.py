@@ -26,14 +26,25 @@ import signal
 import tempfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from IPython.display import display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from leadersim import Result
+from leadersim.analysis import theory
 from leadersim.lab import Lab
 from leadersim.trace import EventKind
+
+# Figures are shown as PNG by show(), whichever matplotlib backend is active: Jupyter's
+# inline one, or the Agg that CI selects through MPLBACKEND.
+set_matplotlib_formats("png")
+
+
+def show(ax):
+    """Display the figure an Axes belongs to, once."""
+    display(ax.figure)
+    plt.close(ax.figure)
+
 
 workdir = Path(tempfile.mkdtemp(prefix="leadersim-lab-"))
 lease, interval = 1.0, 0.1  # short, so the notebook is quick
@@ -62,10 +73,13 @@ with Lab(
         after=killed_at,
         timeout=20,
     )
-    print(f"{successor.node} leads {successor.true_time - killed_at:.2f} s after the kill")
+    failover = successor.true_time - killed_at
+    print(f"{successor.node} leads {failover:.2f} s after the kill")
     lab.stop_all()
-    print("integrity:", lab.integrity_check())
+    integrity = lab.integrity_check()
+    print("integrity:", integrity)
     trace = lab.read_trace()
+assert integrity == "ok"
 
 # %% [markdown]
 # The successor could not take over at once: it had seen the leader renew moments
@@ -75,16 +89,30 @@ with Lab(
 
 # %%
 result = Result(trace, name="real SQLite failover")
+assert result.summary()["overlap_s"] == 0  # never two leaders, on real processes either
 result
 
 # %%
 ax = result.plot_timeline()
-plt.show()
+show(ax)
 
 # %%
-result.failovers()
+failovers = result.failovers()
+failovers
 
 # %% [markdown]
-# The failover took about one lease — the cost of a crash without a release. A graceful
-# stop (`SIGTERM`) releases the slot, and the next follower round takes it within about
-# I. Compare the `leader-crash` and `leader-graceful-shutdown` scenarios in the simulator.
+# The failover took about one lease — the cost of a crash without a release. The theory
+# says L ± I: the renewal the followers last saw is up to one round old.
+
+# %%
+low, _, high = theory.failover_time("crash", lease, interval)
+print(f"measured {failover:.2f} s; theory {low:g} to {high:g} s")
+# Regression bound: real processes on a busy machine add scheduling delay to the
+# follower's rounds, so the upper end gets a second of headroom; the lower end is firm
+# (a follower never takes over before a lease, less one round, after the last renewal).
+assert low - 0.05 <= failover <= high + 1.0
+
+# %% [markdown]
+# A graceful stop (`SIGTERM`) releases the slot, and the next follower round takes it
+# within about I. Compare the `leader-crash` and `leader-graceful-shutdown` scenarios in
+# the simulator.

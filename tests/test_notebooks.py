@@ -1,22 +1,96 @@
-"""Notebooks are reviewed as percent-format .py files paired with .ipynb: keep them paired.
+"""The notebooks: they run, they draw, they carry their figures, they stay paired.
 
-(The notebooks themselves run top to bottom as tests through ``--nbmake``.)
+Notebooks are reviewed as percent-format .py files paired with .ipynb (jupytext). Each one
+is executed here in a fresh Jupyter kernel (nbclient, what ``jupyter nbconvert --execute``
+uses), and every cell that calls a plot function (``plot_...(``) must produce a PNG: a
+notebook that runs but draws nothing fails. The default run clears ``MPLBACKEND`` (as in
+a user's Jupyter, where the inline backend draws); the slow tier runs them again with
+``MPLBACKEND=Agg`` (as CI sets it), where only an explicit display shows a figure.
+
+This replaces ``pytest --nbmake`` (which only checked that cells run), so each notebook
+runs once in the default tier.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import re
+import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("*.py"))
+PAIRED = [source.with_suffix(".ipynb") for source in SOURCES]
+#: A cell that calls one of leadersim's plot functions (Result.plot_timeline, plots.plot_*).
+PLOT_CALL = re.compile(r"\bplot_\w+\(")
+#: What each notebook promises: it runs top to bottom in well under a minute.
+MAX_RUNTIME_S = 60.0
+#: Committed notebooks carry their figures; this keeps them reviewable (dpi is modest).
+MAX_NOTEBOOK_BYTES = 600_000
 
 
 def cell_sources(path: Path) -> list[tuple[str, str]]:
     notebook = jupytext.read(path)
     return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+def plotting_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in notebook.cells if c.cell_type == "code" and PLOT_CALL.search(c.source)]
+
+
+def pngs(cell: nbformat.NotebookNode) -> list[bytes]:
+    return [
+        base64.b64decode(output["data"]["image/png"])
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]
+
+
+def assert_draws(notebook: nbformat.NotebookNode, name: str) -> None:
+    """Every plotting cell shows one or more PNGs with something drawn on them."""
+    import matplotlib.image
+
+    cells = plotting_cells(notebook)
+    assert cells, f"{name} has no cell that calls a plot function"
+    for cell in cells:
+        images = pngs(cell)
+        first_line = cell.source.strip().splitlines()[0]
+        assert images, f"{name}: the cell starting {first_line!r} shows no image/png"
+        for png in images:
+            pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
+            height, width = pixels.shape[:2]
+            assert width >= 400, f"{name}: a {width}x{height} figure is too small to read"
+            assert height >= 150, f"{name}: a {width}x{height} figure is too small to read"
+            assert pixels.std() > 0.05, f"{name}: the figure of {first_line!r} is blank"
+
+
+def execute(path: Path) -> tuple[nbformat.NotebookNode, float]:
+    import nbclient
+
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    started = time.perf_counter()
+    client.execute()
+    return notebook, time.perf_counter() - started
+
+
+def stderr_of(notebook: nbformat.NotebookNode) -> list[str]:
+    return [
+        output["text"]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and output.get("name") == "stderr"
+    ]
 
 
 def test_there_are_notebooks() -> None:
@@ -30,3 +104,36 @@ def test_notebook_matches_its_percent_format_twin(source: Path) -> None:
     assert cell_sources(paired) == cell_sources(source), (
         f"{paired.name} and {source.name} differ; run: jupytext --sync {source}"
     )
+
+
+@pytest.mark.parametrize("path", PAIRED, ids=lambda p: p.stem)
+def test_committed_notebook_carries_its_figures(path: Path) -> None:
+    """A reader on GitHub sees every figure without running anything."""
+    notebook = nbformat.read(path, as_version=4)
+    assert_draws(notebook, f"the committed {path.name} (run: python docs/make_docs.py --notebooks)")
+    size = path.stat().st_size
+    assert size < MAX_NOTEBOOK_BYTES, f"{path.name} is {size} bytes"
+
+
+def notebook_params() -> list[object]:
+    params: list[object] = []
+    for path in PAIRED:
+        params.append(pytest.param(path, None, id=f"{path.stem}-inline"))
+        params.append(pytest.param(path, "Agg", id=f"{path.stem}-Agg", marks=pytest.mark.slow))
+    return params
+
+
+@pytest.mark.parametrize(("path", "backend"), notebook_params())
+def test_notebook_runs_and_draws(
+    path: Path, backend: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The kernel inherits this process's environment: with MPLBACKEND unset, ipykernel
+    # picks the inline backend, as in Jupyter; with Agg, the notebook must display itself.
+    if backend is None:
+        monkeypatch.delenv("MPLBACKEND", raising=False)
+    else:
+        monkeypatch.setenv("MPLBACKEND", backend)
+    notebook, elapsed = execute(path)
+    assert_draws(notebook, path.name)
+    assert stderr_of(notebook) == [], f"{path.name} wrote to stderr (a warning?)"
+    assert elapsed < MAX_RUNTIME_S, f"{path.name} took {elapsed:.1f} s"
