@@ -22,6 +22,7 @@ from leadersim.errors import (
     RenewFailedError,
     ResignTimeoutError,
     SafetyWarning,
+    StorageContentionError,
     StorageError,
     StorageUnavailableError,
 )
@@ -45,6 +46,11 @@ def __getattr__(name: str) -> object:
         from leadersim.analysis.result import Result
 
         return Result
+    if name == "ORMStorage":
+        # SQLAlchemy is imported only by those who use the server storage.
+        from leadersim.storage.orm import ORMStorage
+
+        return ORMStorage
     if name == "Scenario":
         from leadersim.sim.scenario import Scenario
 
@@ -68,6 +74,7 @@ __all__ = [
     "LeadersimError",
     "Member",
     "NotLeaderError",
+    "ORMStorage",
     "Observer",
     "RealClock",
     "Record",
@@ -79,6 +86,7 @@ __all__ = [
     "SafetyWarning",
     "Scenario",
     "Storage",
+    "StorageContentionError",
     "StorageError",
     "StorageUnavailableError",
     "TraceEvent",

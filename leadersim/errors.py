@@ -8,7 +8,8 @@ ever catches leadersim errors::
     ├── ConfigError            (also a ValueError)  invalid config, bad table name, bad scenario
     ├── StorageError                                 the storage could not do what was asked
     │   ├── CorruptRecordError                       the stored record cannot be decoded
-    │   └── StorageUnavailableError                  unreachable database, locked SQLite file
+    │   ├── StorageUnavailableError                  unreachable database, locked SQLite file
+    │   └── StorageContentionError                   lock wait timeout, deadlock, serialization
     ├── RecordConflictError                          compare-and-swap lost: version moved on
     ├── NotLeaderError                               a leader-guarded transaction was refused
     ├── RenewFailedError                             renewals failed for a whole deadline
@@ -29,6 +30,7 @@ __all__ = [
     "RenewFailedError",
     "ResignTimeoutError",
     "SafetyWarning",
+    "StorageContentionError",
     "StorageError",
     "StorageUnavailableError",
 ]
@@ -52,6 +54,13 @@ class CorruptRecordError(StorageError):
 
 class StorageUnavailableError(StorageError):
     """The database cannot be reached or stayed locked longer than the busy timeout."""
+
+
+class StorageContentionError(StorageError):
+    """A server gave up on a write: lock wait timeout, deadlock or serialization failure.
+
+    The statement was rolled back; retrying later may succeed (the elector does).
+    """
 
 
 class RecordConflictError(LeadersimError):

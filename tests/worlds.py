@@ -12,6 +12,12 @@ asyncio for everything else (sleeps, timeouts, tasks, queues).
 - ``sim``: a :class:`~leadersim.sim.loop.SimLoop` on SimPy's clock; one simulated
   storage server with a client per member, a :class:`~leadersim.sim.clock.NodeClock` per
   elector, and each ``run_election`` spawned as its own node.
+
+Server worlds (:data:`SERVER_WORLDS`, used by ``tests/storage/test_orm_elector.py``):
+
+- ``postgresql`` / ``mariadb``: ``asyncio.run`` on the host's clock; an
+  :class:`~leadersim.ORMStorage` (its own engine) per member on one table, unique to the
+  world and dropped when it ends.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from leadersim.sim.storage import StorageServer
 T = TypeVar("T")
 
 WORLDS = ("memory", "file", "sim")
+SERVER_WORLDS = ("postgresql", "mariadb")
 
 
 class World:
@@ -163,8 +170,77 @@ class SimWorld(World):
         return self.loop.spawn(NodeTag(member_id), coro, name=f"{member_id}-main")
 
 
-def make_world(name: str, tmp_path: Path) -> World:
-    """The world called ``name`` (one of :data:`WORLDS`)."""
+class ServerWorld(World):
+    """asyncio on the host's clock against ORMStorage on a database server.
+
+    Args:
+        name: The world's name (``postgresql`` or ``mariadb``).
+        url: The server's URL.
+    """
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.url = url
+        self.table = unique_table("world")
+        self._storages: list[Any] = []
+
+    def run(self, main: Callable[[], Awaitable[T]]) -> T:
+        async def wrapped() -> T:
+            try:
+                return await main()
+            finally:
+                await self.close_storages()
+                await drop_tables(self.url, self.table)
+
+        return asyncio.run(wrapped())
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def open_storage(self, member_id: str) -> Storage:
+        from leadersim import ORMStorage
+
+        storage = await ORMStorage.from_url(self.url, self.table)
+        self._storages.append(storage)
+        return storage
+
+    async def close_storages(self) -> None:
+        for storage in self._storages:
+            await storage.close()
+
+    def clock(self, member_id: str) -> Clock | None:
+        return None
+
+    def spawn(self, member_id: str, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        return asyncio.get_running_loop().create_task(coro, name=f"{member_id}-main")
+
+
+def unique_table(prefix: str = "t") -> str:
+    """A table name no other test uses (tests share the servers)."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+async def drop_tables(url: str, *tables: str) -> None:
+    """Drop ``tables`` if they exist, through a short-lived engine on ``url``."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for table in tables:
+                await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    finally:
+        await engine.dispose()
+
+
+def make_world(name: str, tmp_path: Path, url: str | None = None) -> World:
+    """The world called ``name`` (one of :data:`WORLDS`, or of :data:`SERVER_WORLDS`
+    with the server's ``url``)."""
     if name == "sim":
         return SimWorld()
+    if name in SERVER_WORLDS:
+        if url is None:
+            raise ValueError(f"the {name} world needs the server's URL")
+        return ServerWorld(name, url)
     return RealWorld(name, tmp_path)
