@@ -131,7 +131,7 @@ def test_a_bad_scenario_file_exits_2_with_one_line_and_writes_nothing(
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     (line,) = lines
-    assert line.startswith(f"leadersim: {path}: "), line
+    assert line.startswith(f"leadersim simulate: {path}: "), line
     for words in CASES[case][2]:
         assert words in line, (words, line)
     assert not trace.exists()

@@ -1,4 +1,4 @@
-"""The timing theory beside the measurement (spec: scenarios.md §1).
+"""The timing theory beside the measurement (see docs/theory.md).
 
 Symbols, all durations in seconds: ``L`` the lease, ``I`` the renew interval, ``D`` the
 renew deadline; the fault bounds ``delta_resp`` (commit of the leader's last good
@@ -185,7 +185,7 @@ class FailoverEstimate(NamedTuple):
     high: Any
 
 
-#: The cases of :func:`failover_time` (scenarios.md §1).
+#: The cases of :func:`failover_time` (docs/theory.md).
 FAILOVER_CASES = ("crash", "pause", "storage", "release", "new_ids")
 
 
@@ -199,7 +199,7 @@ def failover_time(
 ) -> FailoverEstimate:
     """Expected time from the fault to the next callback start on another node.
 
-    Cases (scenarios.md §1):
+    Cases (docs/theory.md):
 
     - ``crash`` (the leader dies without releasing), ``pause`` (it freezes for longer
       than its lease) and ``storage`` (it is alive but cut off from the store): a
