@@ -26,8 +26,8 @@ safe anywhere): a check that does not apply to a back-end raises
 ``await contract.verify()`` runs every check.
 
 What is checked (the contract written on :class:`~leadersim.storage.base.Storage`): an
-empty store reads as an empty record at version 0; a write at version 0 creates the record; a write at the read
-version succeeds and moves the version on; a stale version is a
+empty store reads as an empty record at version 0; a write at version 0 creates the record;
+a write at the read version succeeds and moves the version on; a stale version is a
 :class:`~leadersim.RecordConflictError` and leaves the stored record alone; of racing
 creators or racing writers from one version exactly one wins; a record reads back exactly
 as written (member order, lease durations to the nanosecond, renew times with their
