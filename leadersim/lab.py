@@ -448,16 +448,19 @@ class Lab:
         the stop is then put just after that event, never before what it ends.
         """
         path = self.trace_path(node_id)
-        events = read_jsonl(path) if path.exists() else []
+        own = read_jsonl(path) if path.exists() else []
+        # Its own events and the lab's about it (an earlier crash's stop is in lab.jsonl).
         started: TraceEvent | None = None
-        for event in events:
+        for event in self.read_trace():
+            if event.node != node_id:
+                continue
             if event.kind is EventKind.CALLBACK_STARTED:
                 started = event
             elif event.kind is EventKind.CALLBACK_STOPPED:
                 started = None
         if started is None:
             return
-        at = max(killed_at, math.nextafter(events[-1].true_time, math.inf))
+        at = max(killed_at, math.nextafter(own[-1].true_time, math.inf)) if own else killed_at
         details: dict[str, Scalar] = {"reason": "crashed", "error": None}
         if "incarnation" in started.details:
             details["incarnation"] = started.details["incarnation"]

@@ -179,6 +179,7 @@ def test_a_saved_lab_run_read_back_in_a_fresh_process_gives_the_live_verdict(
     )
     lab.start(leader)
     lab.wait_for_event(EventKind.ELECTION_STARTED, nodes=[leader], after=killed_at, timeout=10)
+    lab.kill(leader, signal.SIGKILL)  # a follower now: its old term stays ended once
     lab.stop_all()
     live_trace = lab.read_trace()
     live = Result(live_trace)
@@ -189,13 +190,22 @@ def test_a_saved_lab_run_read_back_in_a_fresh_process_gives_the_live_verdict(
         for e in live_trace
         if e.kind in (EventKind.FAULT_START, EventKind.FAULT_END)
     ]
-    assert faults[:4] == [
+    assert faults[:5] == [
         (others[0], "fault_start", "pause", "SIGSTOP"),
         (others[0], "fault_end", "pause", "SIGCONT"),
         (leader, "fault_start", "crash", "SIGKILL"),
         (leader, "fault_start", "restart", None),
+        (leader, "fault_start", "crash", "SIGKILL"),
     ]
-    assert {f[0] for f in faults[4:]} == set(NODES)  # stop_all's SIGTERM to each
+    assert sorted(f[0] for f in faults[5:]) == sorted(others)  # stop_all's SIGTERMs
+    crashed_stops = [
+        e
+        for e in live_trace
+        if e.node == leader
+        and e.kind is EventKind.CALLBACK_STOPPED
+        and e.details["reason"] == "crashed"
+    ]
+    assert [e.true_time for e in crashed_stops] == [killed_at]
     assert live.verdict.level == "SAFE", live.verdict.line()
     assert live.verdict.overlap_s == 0
     assert live.verdict.failovers == 1

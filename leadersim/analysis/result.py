@@ -239,7 +239,7 @@ class Result:
         return frames.terms_frame(self._index, self.end_time, acting=self._acting)
 
     def flaps(self) -> pd.DataFrame:
-        """The callback terms after the first one (as :meth:`terms`)."""
+        """The callback terms after the first one (as :meth:`terms`): failovers and re-elections."""
         terms = self.terms()
         return terms[terms["flap"]].reset_index(drop=True)
 
