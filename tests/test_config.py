@@ -392,7 +392,7 @@ async def test_elector_without_storage_raises_config_error() -> None:
         Elector(make_config(storage=None))
 
 
-# ---------------------------------------------------------------- beyond the reference: types, range
+# ------------------------------------------------------- beyond the reference: types, range
 
 
 @pytest.mark.parametrize("bad_id", [123, None, b"m1", ["m1"]])
@@ -439,7 +439,9 @@ def test_the_longest_allowed_lease_round_trips_through_the_record() -> None:
     ("cap", "ok"), [(0, True), (10, True), (3600, True), (9.99, False), (-1, False)]
 )
 def test_max_member_lease_is_zero_or_at_least_the_own_lease(cap: float, ok: bool) -> None:
-    config = make_config(lease_duration=10, renew_interval=1, renew_deadline=1, max_member_lease=cap)
+    config = make_config(
+        lease_duration=10, renew_interval=1, renew_deadline=1, max_member_lease=cap
+    )
     if ok:
         config.adjust_and_validate()
         assert config.max_member_lease == cap

@@ -577,7 +577,7 @@ def test_deeply_nested_record_json_is_corrupt_not_a_recursion_error(depth: int) 
     text = "[" * depth + "]" * depth
     with pytest.raises(CorruptRecordError, match="nested too deeply"):
         record_from_json(text)
-    with pytest.raises(CorruptRecordError, match="^table 't': "):
+    with pytest.raises(CorruptRecordError, match=r"^table 't': "):
         decode_stored_record(3, '{"leader_id":' + text + "}", table="t", row="id = 1")
 
 
@@ -655,9 +655,12 @@ def test_renewal_keeps_an_orphan_slot_unless_told_to_clear_it() -> None:
     me = member("b")
     kept = plan_renewal(read, me, T0, lambda m: False, may_campaign=True)
     assert kept.record.leader_id == "ghost"  # the reference: no leader, for ever
-    assert not kept.campaigned and not kept.leader_changed
+    assert not kept.campaigned
+    assert not kept.leader_changed
     cleared = plan_renewal(read, me, T0, lambda m: False, may_campaign=True, clear_orphan=True)
     assert cleared.record.leader_id == "b"
-    assert cleared.campaigned and cleared.leader_changed
+    assert cleared.campaigned
+    assert cleared.leader_changed
     held = Record("a", [member("a")], version=3)  # a slot held by a member is not an orphan
-    assert plan_renewal(held, me, T0, lambda m: False, True, clear_orphan=True).record.leader_id == "a"
+    plan = plan_renewal(held, me, T0, lambda m: False, True, clear_orphan=True)
+    assert plan.record.leader_id == "a"
