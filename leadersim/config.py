@@ -42,10 +42,10 @@ LeaderCallback = Callable[[], Awaitable[None]]
 #: The shortest non-zero lease, renew interval or deadline, in seconds (1 ms): below it
 #: a renew round cannot even reach the storage, and 1e-12 s would round to 0 ns.
 MIN_DURATION = 0.001
-#: The longest lease, renew interval or deadline, in seconds: Go's longest
-#: ``time.Duration`` (2**63 - 1 ns, about 292 years); a reference member cannot decode a
-#: longer lease in the record.
-MAX_DURATION = (2**63 - 1) / 1e9
+#: The longest lease, renew interval or deadline, in seconds (about 292 years): Go's
+#: longest ``time.Duration`` (2**63 - 1 ns) in whole seconds; a reference member cannot
+#: decode a longer lease in the record.
+MAX_DURATION = 9_223_372_036.0
 
 _DURATION_FIELDS = ("lease_duration", "renew_interval", "renew_deadline")
 _GO_NAMES = {
@@ -193,13 +193,13 @@ class Config:
             if not MIN_DURATION <= value <= MAX_DURATION:
                 raise ConfigError(
                     f"{field} must be 0 (the default) or from {MIN_DURATION:g} s to "
-                    f"{MAX_DURATION:.10g} s, got {value:g} s"
+                    f"{MAX_DURATION:.0f} s, got {value:g} s"
                 )
         cap = _as_seconds("max_member_lease", self.max_member_lease)
         if cap != 0 and not self.lease_duration <= cap <= MAX_DURATION:
             raise ConfigError(
                 f"max_member_lease must be 0 (no cap) or from lease_duration "
-                f"({self.lease_duration:g} s) to {MAX_DURATION:.10g} s, got {cap:g} s"
+                f"({self.lease_duration:g} s) to {MAX_DURATION:.0f} s, got {cap:g} s"
             )
         self.max_member_lease = cap
         # Compare in integer nanoseconds like the reference (Go durations): in floats,

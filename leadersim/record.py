@@ -349,8 +349,7 @@ def decode_stored_record(version: object, text: object, *, table: str, row: str)
         return record_from_json(text, version)
     except CorruptRecordError as exc:
         raise CorruptRecordError(
-            f"table {table!r}: the election record ({row}) is corrupt and was left as it "
-            f"is: {exc}"
+            f"table {table!r}: the election record ({row}) is corrupt and was left as it is: {exc}"
         ) from (exc.__cause__ or exc)
 
 

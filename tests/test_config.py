@@ -390,3 +390,141 @@ async def test_elector_raises_config_error_for_an_invalid_config(
 async def test_elector_without_storage_raises_config_error() -> None:
     with pytest.raises(ConfigError, match=exact(STORAGE_MESSAGE)):
         Elector(make_config(storage=None))
+
+
+# ------------------------------------------------------- beyond the reference: types, range
+
+
+@pytest.mark.parametrize("bad_id", [123, None, b"m1", ["m1"]])
+def test_a_non_string_id_is_rejected_saying_a_non_empty_string_is_expected(bad_id: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^id must be a non-empty string, got ") as caught:
+        make_config(id=bad_id).adjust_and_validate()
+    assert type(bad_id).__name__ in str(caught.value)
+
+
+@pytest.mark.parametrize("field", ["lease_duration", "renew_interval", "renew_deadline"])
+@pytest.mark.parametrize("value", [1e-12, 4e-10, 0.000999])
+def test_a_positive_duration_below_one_millisecond_is_rejected_naming_the_range(
+    field: str, value: float
+) -> None:
+    # 1e-12 s would round to 0 ns: without this rule it passed and meant "no time at all".
+    fields: dict[str, Any] = {"lease_duration": 20, "renew_interval": 2, "renew_deadline": 8}
+    config = make_config(**{**fields, field: value})
+    with pytest.raises(ConfigError) as caught:
+        config.adjust_and_validate()
+    message = str(caught.value)
+    assert message.startswith(f"{field} must be 0 (the default) or from 0.001 s to ")
+    assert f"got {value:g} s" in message
+
+
+def test_a_lease_beyond_gos_longest_duration_is_rejected() -> None:
+    config = make_config(lease_duration=1e12, renew_interval=1, renew_deadline=1)
+    with pytest.raises(ConfigError, match=r"^lease_duration must be 0 \(the default\) or from"):
+        config.adjust_and_validate()
+
+
+@pytest.mark.usefixtures("no_safety_warning")
+def test_the_longest_allowed_lease_round_trips_through_the_record() -> None:
+    from leadersim.config import MAX_DURATION
+    from leadersim.record import MAX_LEASE_NS, Member, Record, record_from_json, record_to_json
+
+    config = make_config(lease_duration=MAX_DURATION, renew_interval=1, renew_deadline=1)
+    config.adjust_and_validate()
+    record = Record("m1", [Member("m1", lease_duration=config.lease_duration)], 1)
+    decoded = record_from_json(record_to_json(record), 1)  # not refused as corrupt
+    assert round(decoded.members[0].lease_duration * 1e9) <= MAX_LEASE_NS
+
+
+@pytest.mark.parametrize(
+    ("cap", "ok"), [(0, True), (10, True), (3600, True), (9.99, False), (-1, False)]
+)
+def test_max_member_lease_is_zero_or_at_least_the_own_lease(cap: float, ok: bool) -> None:
+    config = make_config(
+        lease_duration=10, renew_interval=1, renew_deadline=1, max_member_lease=cap
+    )
+    if ok:
+        config.adjust_and_validate()
+        assert config.max_member_lease == cap
+    else:
+        with pytest.raises(ConfigError, match=r"^max_member_lease must be 0 \(no cap\) or from"):
+            config.adjust_and_validate()
+
+
+def sync_callback() -> None:
+    return None
+
+
+async def callback_with_argument(x: int) -> None:
+    return None
+
+
+class AsyncCallable:
+    async def __call__(self) -> None:
+        await asyncio.Event().wait()
+
+
+class SyncStorage:
+    def get(self) -> None:
+        return None
+
+    def update(self, record: Any, is_leader_changed: bool) -> None:
+        return None
+
+
+class StorageWithWrongUpdate:
+    async def get(self) -> None:
+        return None
+
+    async def update(self) -> None:
+        return None
+
+
+STORAGE_EXPECTED = (
+    "storage must be a Storage (an object with async get() and async "
+    "update(record, is_leader_changed) methods), got "
+)
+CALLBACK_EXPECTED = "LeaderCallback must be an async function (async def) taking no arguments, got "
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param({"storage": object()}, STORAGE_EXPECTED + "object ", id="object"),
+        pytest.param({"storage": SyncStorage()}, STORAGE_EXPECTED + "SyncStorage", id="sync"),
+        pytest.param(
+            {"storage": StorageWithWrongUpdate()}, STORAGE_EXPECTED, id="update-without-args"
+        ),
+        pytest.param({"leader_callback": sync_callback}, CALLBACK_EXPECTED, id="sync-callback"),
+        pytest.param({"leader_callback": print}, CALLBACK_EXPECTED, id="builtin"),
+        pytest.param(
+            {"leader_callback": callback_with_argument}, CALLBACK_EXPECTED, id="needs-an-argument"
+        ),
+        pytest.param({"leader_callback": "lead"}, "LeaderCallback must be an async", id="string"),
+    ],
+)
+async def test_elector_rejects_what_it_cannot_run_when_it_is_built(
+    storage: SQLStorage, overrides: dict[str, Any], message: str
+) -> None:
+    fields: dict[str, Any] = {"storage": storage, "lease_duration": 15}
+    fields.update(overrides)
+    config = make_config(**fields)
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        Elector(config)
+
+
+@pytest.mark.usefixtures("no_safety_warning")
+async def test_elector_accepts_every_kind_of_async_callable(storage: SQLStorage) -> None:
+    import functools
+
+    async def lead_with(value: int) -> None:
+        await asyncio.Event().wait()
+
+    for callback in (lead, AsyncCallable(), functools.partial(lead_with, 1)):
+        Elector(make_config(storage=storage, leader_callback=callback, lease_duration=15))
+
+
+def test_adjust_and_validate_alone_still_accepts_placeholders() -> None:
+    # Scenarios validate their durations with placeholder parts; only the Elector checks
+    # the parts themselves (test above).
+    with pytest.warns(SafetyWarning):
+        Config("n1", storage=object(), leader_callback=print).adjust_and_validate()  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ the simulator's).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from worlds import WORLDS, World, make_world
 
 from leadersim import (
     Config,
+    CorruptRecordError,
     Elector,
     EventKind,
     LeaderCallback,
@@ -55,11 +57,19 @@ CallbackFactory = Callable[[str], LeaderCallback]
 
 
 class FailSwitchStorage:
-    """Test-only wrapper: passes calls to a real storage until told to fail."""
+    """Test-only wrapper: passes calls to a real storage until told to fail.
+
+    ``failing``: every call raises a storage error. ``corrupt``: reads raise a
+    ``CorruptRecordError`` as a back-end does for an undecodable row. ``lose_release_reply``:
+    the next update that clears the leader slot is applied, then its caller never hears
+    back (a lost reply).
+    """
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.failing = False
+        self.corrupt = False
+        self.lose_release_reply = False
 
     def _check(self) -> None:
         if self.failing:
@@ -67,11 +77,19 @@ class FailSwitchStorage:
 
     async def get(self) -> Record:
         self._check()
+        if self.corrupt:
+            raise CorruptRecordError(
+                "table 'election': the election record (id = 1) is corrupt and was left "
+                "as it is: injected"
+            )
         return await self.inner.get()
 
     async def update(self, record: Record, is_leader_changed: bool) -> None:
         self._check()
         await self.inner.update(record, is_leader_changed)
+        if self.lose_release_reply and is_leader_changed and record.leader_id == "":
+            self.lose_release_reply = False
+            await asyncio.get_running_loop().create_future()  # the reply never comes
 
 
 class CallbackLog:
@@ -593,5 +611,232 @@ def test_queries_answer_from_the_cached_record_after_storage_is_closed(world: Wo
             assert not elector.is_leader()
             assert elector.get_leader() is None
             assert sorted(m.id for m in elector.get_members()) == everyone
+
+    run_with_cluster(world, body)
+
+
+# ---------------------------------------------------------------------------- 8. leader changes
+
+
+async def watch_into(elector: Elector, world: World, seen: list[tuple[float, str | None]]) -> None:
+    """Consume ``elector.watch_leader()``, checking each item against ``get_leader()``."""
+    async for leader in elector.watch_leader():
+        # What the watch yields is what the member observes at that instant.
+        assert _leader_id(leader) == _leader_id(elector.get_leader())
+        seen.append((world.now(), _leader_id(leader)))
+
+
+def test_watch_leader_yields_the_current_leader_then_each_change(world: World) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.start()
+        first = await cluster.wait_agreed_leader(within=3)
+        follower = next(m for m in cluster.electors if m != first)
+        seen: list[tuple[float, str | None]] = []
+        watcher = asyncio.create_task(watch_into(cluster.electors[follower], cluster.world, seen))
+        try:
+            await eventually(lambda: bool(seen), within=1, what="the first item")
+            assert seen[0][1] == first  # the current leader comes first, without a change
+            await asyncio.sleep(5 * INTERVAL)
+            assert len(seen) == 1  # renewals of the same leader are not changes
+            resigned_at = cluster.world.now()
+            await cluster.electors[first].resign_leader(30)
+            second = await cluster.wait_agreed_leader(within=3, other_than=first)
+            await eventually(
+                lambda: seen[-1][1] == second, within=1, what="the watch reaching the new leader"
+            )
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        ids = [leader for _, leader in seen]
+        assert all(a != b for a, b in itertools.pairwise(ids)), ids  # no repeats
+        assert set(ids[1:-1]) <= {None}, ids  # in between at most "no leader"
+        assert all(at >= resigned_at for at, _ in seen[1:])
+
+    run_with_cluster(world, body)
+
+
+def test_watch_leader_reports_the_end_of_a_lease_that_no_read_shows(world: World) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.start(fail_switch=True)
+        leader = await cluster.wait_agreed_leader(within=3)
+        follower = cluster.electors[next(m for m in cluster.electors if m != leader)]
+        seen: list[tuple[float, str | None]] = []
+        watcher = asyncio.create_task(watch_into(follower, cluster.world, seen))
+        await eventually(lambda: bool(seen), within=1, what="the first item")
+        # From now on nobody reads the record: only the follower's clock can end the lease.
+        for switch in cluster.switches.values():
+            switch.failing = True
+        cut_at = cluster.world.now()
+        polled_none_at: float | None = None
+        try:
+            async with asyncio.timeout(LEASE + 1):
+                while polled_none_at is None:
+                    if follower.get_leader() is None:
+                        polled_none_at = cluster.world.now()
+                    await asyncio.sleep(0.001)
+            await eventually(lambda: seen[-1][1] is None, within=0.5, what="the watch's None")
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        assert [leader_id for _, leader_id in seen] == [leader, None]
+        none_at = seen[-1][0]
+        # About a lease after the last renewal the follower saw (it reads every interval),
+        # not at the failure: the lease ran out on the follower's clock.
+        assert cut_at + LEASE - 2 * INTERVAL - SLACK <= none_at <= cut_at + LEASE + 0.5
+        # And no later than a 1-ms poll of get_leader() noticed (a timer, not polling).
+        tolerance = 1e-5 if cluster.world.name == "sim" else 0.05
+        assert none_at <= polled_none_at + tolerance
+
+    run_with_cluster(world, body)
+
+
+def test_wait_leader_change_returns_at_once_when_the_leader_differs(world: World) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.start()
+        leader_id = await cluster.wait_agreed_leader(within=3)
+        elector = cluster.electors[leader_id]
+        leader = elector.get_leader()
+        assert leader is not None
+        async with asyncio.timeout(0.01):
+            assert await elector.wait_leader_change(None) == leader
+        changed = asyncio.create_task(elector.wait_leader_change(leader))
+        await asyncio.sleep(3 * INTERVAL)
+        assert not changed.done()  # its own renewals are no change
+        await elector.resign_leader(30)
+        async with asyncio.timeout(2):
+            new = await changed
+        assert new is None or new.id != leader_id
+        with pytest.raises(TypeError, match="previous must be a Member or None"):
+            await elector.wait_leader_change(leader_id)  # type: ignore[arg-type]
+
+    run_with_cluster(world, body)
+
+
+# ---------------------------------------------------------------------------- 9. lost release reply
+
+
+@pytest.mark.parametrize("stop_before_release", [False, True], ids=["reference", "fix"])
+def test_a_resigning_leader_whose_release_reply_is_lost_claims_the_slot_only_without_the_fix(
+    world: World, stop_before_release: bool
+) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.start(fail_switch=True, stop_before_release=stop_before_release)
+        old = await cluster.wait_agreed_leader(within=3)
+        elector = cluster.electors[old]
+        cluster.switches[old].lose_release_reply = True  # the release commits, unanswered
+        resign = asyncio.create_task(elector.resign_leader(30))
+        started = cluster.world.now()
+        both: list[float] = []  # instants when the old leader claimed while another led
+        try:
+            while cluster.world.now() < started + LEASE + 5 * INTERVAL:
+                others = [m for m, e in cluster.electors.items() if m != old and e.is_leader()]
+                mine = elector.is_leader() or _leader_id(elector.get_leader()) == old
+                if others and mine:
+                    both.append(cluster.world.now())
+                await asyncio.sleep(0.01)
+            new = await cluster.wait_agreed_leader(
+                within=1, other_than=old, member_ids=[m for m in cluster.electors if m != old]
+            )
+            assert new != old  # the hand-over happened: the release did commit
+            assert not resign.done()  # and the old leader is still waiting for its reply
+        finally:
+            resign.cancel()
+            await asyncio.gather(resign, return_exceptions=True)
+        if stop_before_release:
+            # From the start of the release it neither believes nor names itself leader.
+            assert both == []
+            (lost,) = cluster.events(EventKind.LOST_LEADER, old, after=started)
+            (stopped,) = cluster.events(EventKind.CALLBACK_STOPPED, old, after=started)
+            assert lost.true_time >= stopped.true_time
+            assert lost.true_time - started < 0.5
+        else:
+            # The reference: it keeps believing until its own lease runs out locally.
+            assert both, "the reference's old leader never overlapped the new one"
+
+    run_with_cluster(world, body)
+
+
+# ---------------------------------------------------------------------------- 10. bad records
+
+
+def test_a_corrupt_record_is_logged_once_retried_and_recovered_from(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(cluster: Cluster) -> None:
+        await cluster.start(fail_switch=True)
+        await cluster.wait_agreed_leader(within=3)
+        for switch in cluster.switches.values():
+            switch.corrupt = True
+        corrupted_at = cluster.world.now()
+        await asyncio.sleep(3 * LEASE)
+        assert all(not e.is_leader() for e in cluster.electors.values())
+        assert cluster.running() == list(cluster.electors)
+        assert cluster.events(EventKind.RENEW_OK, after=corrupted_at + 0.05) == []
+        errors = cluster.events(EventKind.STORAGE_ERROR, after=corrupted_at)
+        assert {e.node for e in errors} == set(cluster.electors)
+        assert all(e.details["corrupt"] is True for e in errors)
+        lines = [r for r in caplog.records if "election record is corrupt" in r.getMessage()]
+        # One line per member for the whole spell, however many retries it took.
+        assert sorted(r.getMessage().split("id=")[1].split()[0] for r in lines) == sorted(
+            cluster.electors
+        )
+        assert all(r.levelname == "ERROR" and "table 'election'" in r.getMessage() for r in lines)
+        assert len(errors) > 2 * MEMBERS
+        for switch in cluster.switches.values():
+            switch.corrupt = False
+        await cluster.wait_agreed_leader(within=3)
+
+    with caplog.at_level("INFO", logger="leadersim.elector"):
+        run_with_cluster(world, body)
+    assert any("readable again" in r.getMessage() for r in caplog.records)
+
+
+async def seed_record(world: World, record: Record) -> None:
+    """Create the shared record before the members start (as a foreign writer would)."""
+    storage = await world.open_storage("seeder")
+    await storage.update(record, True)
+
+
+GHOST = Record("ghost", [])
+ZOMBIE = Record("zombie", [Member("zombie", lease_duration=1e6)])
+
+
+@pytest.mark.parametrize(
+    ("record", "config", "elects"),
+    [
+        pytest.param(GHOST, {}, False, id="orphan-reference"),
+        pytest.param(GHOST, {"clear_orphan_leader": True}, True, id="orphan-cleared"),
+        pytest.param(ZOMBIE, {}, False, id="huge-lease-reference"),
+        pytest.param(ZOMBIE, {"max_member_lease": 2 * LEASE}, True, id="huge-lease-capped"),
+    ],
+)
+def test_a_record_the_reference_never_repairs_is_reported_and_repaired_only_on_request(
+    world: World, record: Record, config: dict[str, Any], elects: bool
+) -> None:
+    async def body(cluster: Cluster) -> None:
+        await seed_record(cluster.world, record)
+        started = cluster.world.now()
+        await cluster.start(**config)
+        if elects:
+            leader = await cluster.wait_agreed_leader(within=4 * LEASE, other_than=record.leader_id)
+            assert leader.startswith("elector-")
+            # Not before this member could have seen the bad state for a whole lease.
+            (became,) = cluster.events(EventKind.BECAME_LEADER)
+            assert became.true_time >= started + LEASE
+        else:
+            await asyncio.sleep(4 * LEASE)
+            # Nobody leads: the slot names a ghost, or a zombie that never expires.
+            assert all(
+                _leader_id(e.get_leader()) in (None, record.leader_id)
+                for e in cluster.electors.values()
+            )
+            assert not any(e.is_leader() for e in cluster.electors.values())
+            assert cluster.events(EventKind.BECAME_LEADER) == []
+        warnings = cluster.events(EventKind.RECORD_WARNING)
+        assert {e.node for e in warnings} == set(cluster.electors)
+        expected = "names no member" if record is GHOST else "advertises a lease of 1e+06 s"
+        assert all(expected in str(e.details["problem"]) for e in warnings), [
+            e.details for e in warnings
+        ]
 
     run_with_cluster(world, body)

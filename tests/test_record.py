@@ -12,11 +12,16 @@ from hypothesis import strategies as st
 
 from leadersim import CorruptRecordError, Member, Record, record_from_json, record_to_json
 from leadersim.record import (
+    MAX_LEASE_NS,
+    MAX_VERSION,
+    SUSPICIOUS_LEASE,
     RenewTracker,
+    decode_stored_record,
     format_go_time,
     parse_go_time,
     plan_release,
     plan_renewal,
+    record_warnings,
 )
 
 REFERENCE_JSON = (
@@ -553,3 +558,121 @@ def test_equal_instants_in_two_offsets_keep_their_own_encodings() -> None:
     assert west == utc
     assert '"renew_time":"1997-06-30T17:33:59.999999-05:26"' in west.to_json()
     assert '"renew_time":"1997-06-30T22:59:59.999999Z"' in utc.to_json()
+
+
+# ================================================================ stored rows (every back-end)
+
+EMPTY_JSON = '{"leader_id":"","members":null}'
+
+
+@pytest.mark.parametrize(
+    "version", ["abc", b"\x01\x02", b"7", 2.5, -2, 0, True, None, MAX_VERSION + 1, "7"]
+)
+def test_a_stored_version_that_is_not_an_integer_from_one_is_corrupt(version: object) -> None:
+    # -2 and 2.5 used to pass (int(2.5) == 2): every CAS then conflicted for ever.
+    with pytest.raises(CorruptRecordError) as caught:
+        decode_stored_record(version, EMPTY_JSON, table="jobs_election", row="id = 1")
+    message = str(caught.value)
+    assert message.startswith("table 'jobs_election': the election record (id = 1) is corrupt")
+    assert "left as it is" in message
+    assert f"invalid version {version!r}" in message
+
+
+@pytest.mark.parametrize("version", [1, 7, MAX_VERSION])
+def test_a_stored_version_from_one_to_the_bigint_limit_decodes(version: int) -> None:
+    record = decode_stored_record(version, EMPTY_JSON, table="t", row="id = 1")
+    assert record == Record(version=version)
+
+
+@pytest.mark.parametrize("depth", [10_000, 200_000])
+def test_deeply_nested_record_json_is_corrupt_not_a_recursion_error(depth: int) -> None:
+    text = "[" * depth + "]" * depth
+    with pytest.raises(CorruptRecordError, match="nested too deeply"):
+        record_from_json(text)
+    with pytest.raises(CorruptRecordError, match=r"^table 't': "):
+        decode_stored_record(3, '{"leader_id":' + text + "}", table="t", row="id = 1")
+
+
+@pytest.mark.parametrize("text", [5, 2.5, None])
+def test_a_record_column_that_is_not_text_is_corrupt(text: object) -> None:
+    with pytest.raises(CorruptRecordError, match="must be JSON text"):
+        decode_stored_record(3, text, table="t", row="id = 1")
+
+
+@pytest.mark.parametrize("lease_ns", [MAX_LEASE_NS + 1, 10**30, -(10**30)])
+def test_a_lease_the_reference_cannot_decode_is_corrupt(lease_ns: int) -> None:
+    # Go's int64 Duration: json.Unmarshal in a reference member refuses it too.
+    text = json.dumps({"leader_id": "a", "members": [{"id": "a", "lease_duration": lease_ns}]})
+    with pytest.raises(CorruptRecordError, match="beyond the longest lease"):
+        record_from_json(text)
+
+
+def test_the_longest_int64_lease_still_decodes() -> None:
+    text = json.dumps({"leader_id": "", "members": [{"id": "a", "lease_duration": MAX_LEASE_NS}]})
+    assert record_from_json(text).members[0].lease_duration == MAX_LEASE_NS / 1e9
+
+
+# ================================================================ suspicious records
+
+
+def test_a_consistent_record_has_no_warnings() -> None:
+    assert record_warnings(Record("a", [member("a"), member("b")])) == []
+    assert record_warnings(Record()) == []
+
+
+def test_a_leader_id_naming_no_member_is_reported() -> None:
+    (problem,) = record_warnings(Record("ghost", [member("a")]))
+    assert "leader_id 'ghost' names no member" in problem
+
+
+def test_a_lease_over_a_day_is_reported_and_one_day_is_not() -> None:
+    record = Record("", [member("a", lease=SUSPICIOUS_LEASE), member("b", lease=1e20)])
+    (problem,) = record_warnings(record)
+    assert problem.startswith("member 'b' advertises a lease of 1e+20 s")
+
+
+def test_the_tracker_caps_an_advertised_lease_only_when_asked() -> None:
+    huge = member("a", lease=1e20)
+    reference, capped = RenewTracker(), RenewTracker(max_lease=30.0)
+    for tracker in (reference, capped):
+        tracker.observe(Record("a", [huge]), 100.0)
+    assert not reference.is_expired(huge, 100.0 + 1e6)
+    assert reference.expires_at(huge) == 100.0 + 1e20
+    assert not capped.is_expired(huge, 130.0)
+    assert capped.is_expired(huge, 130.001)
+    assert capped.expires_at(huge) == 130.0
+    short = member("b", lease=5.0)  # a lease under the cap is the member's own
+    capped.observe(Record("a", [huge, short]), 200.0)
+    assert capped.expires_at(short) == 205.0
+
+
+def test_an_orphan_leader_expires_one_own_lease_after_it_was_first_seen() -> None:
+    tracker = RenewTracker()
+    orphaned = Record("ghost", [member("a")])
+    tracker.observe(orphaned, 10.0)
+    tracker.observe(Record("ghost", [member("a", second=2)]), 14.0)  # still the same orphan
+    assert not tracker.orphan_expired(orphaned, 20.0, lease=10.0)
+    assert tracker.orphan_expired(orphaned, 20.001, lease=10.0)
+    # a different orphan starts its own count; a real leader is never an orphan
+    tracker.observe(Record("phantom", [member("a")]), 20.0)
+    assert not tracker.orphan_expired(Record("phantom", [member("a")]), 25.0, lease=10.0)
+    assert not tracker.orphan_expired(Record("a", [member("a")]), 99.0, lease=10.0)
+    tracker.observe(Record("a", [member("a")]), 30.0)
+    tracker.observe(Record("phantom", [member("a")]), 31.0)
+    assert not tracker.orphan_expired(Record("phantom", [member("a")]), 40.0, lease=10.0)
+
+
+def test_renewal_keeps_an_orphan_slot_unless_told_to_clear_it() -> None:
+    read = Record("ghost", [member("a")], version=3)
+    me = member("b")
+    kept = plan_renewal(read, me, T0, lambda m: False, may_campaign=True)
+    assert kept.record.leader_id == "ghost"  # the reference: no leader, for ever
+    assert not kept.campaigned
+    assert not kept.leader_changed
+    cleared = plan_renewal(read, me, T0, lambda m: False, may_campaign=True, clear_orphan=True)
+    assert cleared.record.leader_id == "b"
+    assert cleared.campaigned
+    assert cleared.leader_changed
+    held = Record("a", [member("a")], version=3)  # a slot held by a member is not an orphan
+    plan = plan_renewal(held, me, T0, lambda m: False, True, clear_orphan=True)
+    assert plan.record.leader_id == "a"

@@ -407,14 +407,14 @@ CORRUPT_RECORDS = [
 CORRUPT_TABLE = "jobs_election"
 
 
-def make_corrupt_file(path: Path, text: str) -> None:
-    """The record table with an undecodable row at version 7, next to another table."""
+def make_corrupt_file(path: Path, text: str | bytes, version: object = 7) -> None:
+    """The record table with an undecodable row (at ``version``), next to another table."""
     with closing(sqlite3.connect(path)) as connection:
         connection.execute(
             f"CREATE TABLE {CORRUPT_TABLE} (id int NOT NULL, version bigint NOT NULL, "
             "record text NOT NULL, PRIMARY KEY (id))"
         )
-        connection.execute(f"INSERT INTO {CORRUPT_TABLE} VALUES (1, 7, ?)", (text,))
+        connection.execute(f"INSERT INTO {CORRUPT_TABLE} VALUES (1, ?, ?)", (version, text))
         connection.execute("CREATE TABLE jobs (id int PRIMARY KEY, state text)")
         connection.execute("INSERT INTO jobs VALUES (1, 'running'), (2, 'done')")
         connection.commit()
@@ -439,6 +439,56 @@ async def test_a_corrupt_record_is_reported_naming_the_table_and_left_untouched(
 
     assert raw_rows(path, CORRUPT_TABLE) == row_before
     assert row_before[0][3] == text.encode()
+    assert dump(path) == everything_before
+
+
+def row_bytes(path: Path, table: str) -> list[tuple[Any, ...]]:
+    """Each column of the table's rows as its storage class and its exact bytes."""
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute(
+            f"SELECT typeof(id), CAST(id AS BLOB), typeof(version), CAST(version AS BLOB), "
+            f'typeof(record), CAST(record AS BLOB) FROM "{table}"'
+        ).fetchall()
+
+
+GOOD_RECORD = '{"leader_id":"node-a","members":null}'
+CORRUPT_ROWS = [
+    pytest.param("abc", GOOD_RECORD, "invalid version 'abc'", id="version-text"),
+    pytest.param(b"\x00\x07", GOOD_RECORD, "invalid version b'", id="version-blob"),
+    pytest.param(-2, GOOD_RECORD, "invalid version -2", id="version-negative"),
+    pytest.param(2.5, GOOD_RECORD, "invalid version 2.5", id="version-fraction"),
+    pytest.param(0, GOOD_RECORD, "invalid version 0", id="version-zero"),
+    pytest.param(7, "[" * 100_000, "nested too deeply", id="deep-json"),
+    pytest.param(
+        7,
+        '{"leader_id":"a","members":[{"id":"a","lease_duration":' + "1" + "0" * 30 + "}]}",
+        "beyond the longest lease",
+        id="lease-1e30-ns",
+    ),
+    pytest.param(7, b"\xff\xfe\x00garbage", "invalid election record", id="record-blob"),
+]
+
+
+@pytest.mark.parametrize(("version", "text", "problem"), CORRUPT_ROWS)
+async def test_a_corrupt_row_is_a_corrupt_record_error_and_stays_byte_for_byte(
+    tmp_path: Path, version: object, text: str | bytes, problem: str
+) -> None:
+    path = tmp_path / "corrupt.db"
+    make_corrupt_file(path, text, version)
+    row_before, everything_before = row_bytes(path, CORRUPT_TABLE), dump(path)
+
+    async with await SQLStorage.open(path, CORRUPT_TABLE) as storage:
+        for _ in range(2):
+            with pytest.raises(CorruptRecordError) as caught:
+                await storage.get()
+            message = str(caught.value)
+            assert message.startswith(f"table {CORRUPT_TABLE!r}: the election record (id = 1)")
+            assert problem in message
+        # Fenced work refuses to run on it too (nothing committed).
+        with pytest.raises(CorruptRecordError, match=CORRUPT_TABLE):
+            await storage.txn_with_leader_lock("node-a", lambda conn: conn.execute("SELECT 1"))
+
+    assert row_bytes(path, CORRUPT_TABLE) == row_before
     assert dump(path) == everything_before
 
 
