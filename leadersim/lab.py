@@ -50,8 +50,8 @@ from leadersim.config import (
     Config,
 )
 from leadersim.elector import Elector
+from leadersim.storage import open_storage
 from leadersim.storage.base import TABLE_NAME_ELECTION
-from leadersim.storage.sqlite import SQLStorage
 from leadersim.trace import (
     EventKind,
     Scalar,
@@ -110,6 +110,7 @@ async def serve_member(
     table_name: str = TABLE_NAME_ELECTION,
     seed: int | None = None,
     stop: asyncio.Event | None = None,
+    url: str | None = None,
 ) -> None:
     """Run one election member on a SQLite file until ``stop`` is set or it is cancelled.
 
@@ -127,12 +128,14 @@ async def serve_member(
         table_name: The election table.
         seed: Seed of the elector's retry jitter.
         stop: Set it to stop the member; by default it runs until cancelled.
+        url: A database URL (e.g. ``postgresql+asyncpg://user@host/db``) to use instead
+            of ``db_path`` (needs the ``[server]`` extra).
 
     Raises:
-        ConfigError: invalid id, durations or table name.
+        ConfigError: invalid id, durations, table name or URL.
         StorageError: the database could not be opened.
     """
-    storage = await SQLStorage.open(db_path, table_name)
+    storage = await open_storage(url if url is not None else db_path, table_name)
     try:
         with _trace_sink(trace_path) as sink:
             recorder = TraceRecorder(true_clock=time.monotonic, sink=sink, keep=False)
@@ -177,6 +180,7 @@ def run_member(
     trace_path: str | Path | None = None,
     table_name: str = TABLE_NAME_ELECTION,
     seed: int | None = None,
+    url: str | None = None,
 ) -> None:
     """Run one member in this process until ``SIGTERM`` or ``SIGINT`` (then release).
 
@@ -203,6 +207,7 @@ def run_member(
             table_name=table_name,
             seed=seed,
             stop=stop,
+            url=url,
         )
 
     asyncio.run(main())
@@ -239,6 +244,8 @@ class Lab:
             directory.
         table_name: The election table.
         seed: Member ``i`` (0-based, in ``node_ids`` order) uses jitter seed ``seed + i``.
+        url: A database URL (PostgreSQL, MariaDB/MySQL) the members use instead of the
+            SQLite file; ``db_path`` then only anchors the default ``trace_dir``.
 
     Raises:
         ValueError: a member is called ``lab`` (the name of the lab's own trace file).
@@ -255,8 +262,10 @@ class Lab:
         trace_dir: str | Path | None = None,
         table_name: str = TABLE_NAME_ELECTION,
         seed: int = 0,
+        url: str | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        self.url = url
         self.node_ids = list(node_ids)
         for node_id in self.node_ids:
             _check_member_id(node_id)
@@ -372,7 +381,7 @@ class Lab:
         seed = self.seed + self.node_ids.index(node_id)
         command = [
             sys.executable, "-m", "leadersim", "member",
-            "--db", str(self.db_path),
+            *(["--url", self.url] if self.url else ["--db", str(self.db_path)]),
             "--id", node_id,
             "--lease", repr(self.lease_duration),
             "--interval", repr(self.renew_interval),

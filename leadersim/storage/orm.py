@@ -410,7 +410,7 @@ class ORMStorage:
     async def _setup(self, connect_timeout: float) -> None:
         """Create the table (if missing) within a bounded time."""
         try:
-            async with asyncio.timeout(connect_timeout + 5.0):
+            async with asyncio.timeout(connect_timeout):
                 for attempt in (1, 2):
                     try:
                         async with self._engine.connect() as conn:
@@ -425,7 +425,7 @@ class ORMStorage:
                             raise
         except TimeoutError as exc:
             raise StorageUnavailableError(
-                f"cannot reach {self._where}: no answer within {connect_timeout + 5.0:g} s"
+                f"cannot reach {self._where}: no answer within {connect_timeout:g} s"
             ) from exc
         except LeadersimError:
             raise
@@ -584,6 +584,9 @@ class ORMStorage:
             NotLeaderError: the stored leader is not ``leader_id`` (or it is empty);
                 ``fn`` was not called.
             Exception: whatever ``fn`` raised, the very same object, after rolling back.
+            asyncio.CancelledError: the caller was cancelled: before ``fn`` returned,
+                nothing is committed and the lock is released; during the commit (after
+                ``fn`` returned) the commit completes first.
             StorageUnavailableError: the server cannot be reached (before ``fn`` ran, or
                 at commit: then the outcome is unknown).
             StorageError: the check or the commit failed otherwise.
@@ -591,7 +594,7 @@ class ORMStorage:
         self._check_open()
         what = f"a leader transaction of {leader_id!r}"
         try:
-            conn = await self._engine.connect()
+            conn = await self._checkout()
         except Exception as exc:
             raise self._error(exc, what) from exc
         ran_fn = False
@@ -609,25 +612,35 @@ class ORMStorage:
             ran_fn = True
             result = await fn(conn)
             ran_fn = False
+            # Once fn has returned, the commit is not interrupted: a cancellation that
+            # arrives during it waits for the server's answer, then is raised. So a
+            # cancelled caller knows: cancelled before fn returned, nothing committed;
+            # after, committed (and the connection is never left mid-reply).
+            commit = asyncio.ensure_future(conn.exec_driver_sql("COMMIT"))
             try:
-                await conn.exec_driver_sql("COMMIT")
+                try:
+                    await asyncio.shield(commit)
+                except asyncio.CancelledError:
+                    await asyncio.wait({commit})
+                    commit.result()
+                    raise
             except Exception as exc:
                 raise self._error(exc, f"committing {what}") from exc
         except NotLeaderError:
-            await conn.close()
+            await self._give_back(conn)
             raise
         except Exception:
             if ran_fn:
                 # fn raised: roll back and hand back its own exception unchanged.
                 if await self._rollback(conn):
-                    await conn.close()
+                    await self._give_back(conn)
                     raise
             await self._discard(conn, kill=True)
             raise
         except BaseException:  # cancelled (or interrupted) somewhere in the transaction
             await self._discard(conn, kill=True)
             raise
-        await conn.close()
+        await self._give_back(conn)
         return result
 
     async def _rollback(self, conn: AsyncConnection) -> bool:
@@ -657,7 +670,7 @@ class ORMStorage:
             conn = self._conn
             if conn is None:
                 try:
-                    conn = self._conn = await self._engine.connect()
+                    conn = self._conn = await self._checkout()
                 except Exception as exc:
                     raise self._error(exc, what) from exc
             try:
@@ -675,6 +688,43 @@ class ORMStorage:
                 await self._discard(conn, kill=locks)
                 raise
 
+    async def _checkout(self) -> AsyncConnection:
+        """A connection from the pool; a cancellation meanwhile does not lose it.
+
+        SQLAlchemy loses a connection whose checkout (or connect) is cancelled half-way
+        (it stays checked out until garbage collection), and a small pool then runs dry.
+        So the checkout runs to its end, and a cancelled caller's connection goes back.
+        """
+        checkout = asyncio.ensure_future(self._engine.connect().start())
+        try:
+            return await asyncio.shield(checkout)
+        except asyncio.CancelledError:
+            self._track(self._return_when_done(checkout))
+            raise
+
+    async def _give_back(self, conn: AsyncConnection) -> None:
+        """Return ``conn`` to the pool; a cancellation meanwhile does not stop that."""
+        closing = asyncio.ensure_future(conn.close())
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            self._track(_quietly(closing))
+            raise
+        except Exception:  # a broken connection: the pool has dropped it
+            _log.debug("closing a connection to %s failed", self._where, exc_info=True)
+
+    @staticmethod
+    async def _return_when_done(checkout: asyncio.Future[AsyncConnection]) -> None:
+        with contextlib.suppress(Exception):
+            conn = await checkout
+            await conn.close()
+
+    def _track(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` in the background; :meth:`close` waits for it."""
+        task = asyncio.ensure_future(coro)
+        self._kills.add(task)
+        task.add_done_callback(self._kills.discard)
+
     async def _remember_session(self, conn: AsyncConnection) -> None:
         """Note the server session of a new connection (once per connection)."""
         if self._dialect.session_sql is None:
@@ -691,13 +741,10 @@ class ORMStorage:
         with contextlib.suppress(Exception):
             session = conn.info.get(_SESSION_KEY)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.invalidate(), _DISCARD_TIMEOUT)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.close(), _DISCARD_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(conn.invalidate()), _DISCARD_TIMEOUT)
+        await self._give_back(conn)
         if kill and session is not None and self._dialect.kill_sql is not None:
-            task = asyncio.get_running_loop().create_task(self._kill_session(session))
-            self._kills.add(task)
-            task.add_done_callback(self._kills.discard)
+            self._track(self._kill_session(session))
 
     async def _kill_session(self, session: tuple[int, str]) -> None:
         assert self._dialect.kill_sql is not None
@@ -758,6 +805,11 @@ class ORMStorage:
 
     def __repr__(self) -> str:
         return f"<ORMStorage {self._where} table={self.table_name!r}>"
+
+
+async def _quietly(future: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await future
 
 
 def _check_timeout(value: object) -> None:

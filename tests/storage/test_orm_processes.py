@@ -1,0 +1,128 @@
+"""Multi-process failover on PostgreSQL and MariaDB: members as OS processes (leadersim.lab).
+
+Three ``leadersim member --url ...`` processes share one table on the server; the leader
+is SIGKILLed (no release), and another member must lead once the lease could have
+expired, within the bound of the SQLite lab test (lease + 2 intervals + margin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from worlds import drop_tables, unique_table
+
+from leadersim.lab import Lab
+from leadersim.trace import EventKind
+
+
+NODES = ("n1", "n2", "n3")
+STARTUP_TIMEOUT = 30.0  # generous: the machine is small and shared
+MARGIN = 3.0
+STAMP_TOLERANCE = 0.05  # see tests/test_lab.py
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    fixture = "postgres_url" if request.param == "postgresql" else "mysql_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def lab(server_url: str, tmp_path: Path) -> Iterator[Lab]:
+    url = server_url
+    table = unique_table("lab")
+    lab = Lab(
+        tmp_path / "unused.db",
+        NODES,
+        lease_duration=1.0,
+        renew_interval=0.1,
+        renew_deadline=0.5,
+        trace_dir=tmp_path / "traces",
+        table_name=table,
+        url=url,
+    )
+    try:
+        yield lab
+    finally:
+        lab.close()
+        for process in lab.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait()
+        asyncio.run(drop_tables(url, table))
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_sigkilled_leader_is_replaced_after_its_lease_within_the_bound(lab: Lab) -> None:
+    lease, interval = lab.lease_duration, lab.renew_interval
+    lab.start()
+    first = lab.wait_for_event(EventKind.CALLBACK_STARTED, timeout=STARTUP_TIMEOUT)
+    leader = first.node
+    others = [n for n in NODES if n != leader]
+    lab.wait_for_event(
+        EventKind.RENEW_OK, nodes=[leader], after=first.true_time + 3 * interval, timeout=MARGIN
+    )
+
+    killed_at = lab.kill(leader, signal.SIGKILL)
+    assert lab.wait(leader) == -signal.SIGKILL
+    successor = lab.wait_for_event(
+        EventKind.CALLBACK_STARTED,
+        nodes=others,
+        after=first.true_time,
+        timeout=lease + 2 * interval + MARGIN,
+    )
+    trace = lab.read_trace()
+    last_renewal = max(
+        e.true_time for e in trace if e.node == leader and e.kind is EventKind.RENEW_OK
+    )
+    assert successor.true_time >= last_renewal + lease - STAMP_TOLERANCE
+    assert successor.true_time - killed_at <= lease + 2 * interval + MARGIN
+    # The survivors stop gracefully (release and exit 0).
+    codes = lab.stop_all()
+    assert all(codes[n] == 0 for n in others), codes
+
+
+def leadersim_command() -> list[str]:
+    found = shutil.which("leadersim")
+    assert found is not None, "the leadersim console script is not installed"
+    return [found]
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_cli_demo_fails_over_on_a_server(server_url: str) -> None:
+    done = subprocess.run(
+        [*leadersim_command(), "demo", "--url", server_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sharing one database" in done.stdout
+    assert "failover took" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["demo", "--url", "oracle://x/y"], "unsupported database 'oracle'"),
+        (["demo", "--url", "sqlite:///x.db", "--db", "x.db"], "not both"),
+        (["member", "--url", "postgresql+psycopg2://u@h/db", "--id", "n1"], "unsupported driver"),
+    ],
+)
+def test_cli_bad_url_is_one_line_and_exit_code(args: list[str], says: str) -> None:
+    done = subprocess.run(
+        [*leadersim_command(), *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
