@@ -894,6 +894,49 @@ _ENTRIES: list[CatalogueEntry] = [
         seeds=tuple(range(5)),
         default="10/2/8",
     ),
+    CatalogueEntry(
+        "A16",
+        "release-reply-lost",
+        "The leader resigns, but the reply to its release write is lost: the slot is "
+        "cleared, yet the old leader keeps retrying the release (5 s) with its callback "
+        "running and believing it leads while a follower takes over.",
+        _scenario(
+            config={"lease_duration": 10, "renew_interval": 2, "renew_deadline": 6},
+            faults=[
+                {"at": 30, "kind": "ambiguous", "target": "leader", "delay_s": None},
+                {"at": 30.001, "kind": "resign", "target": "fault:0"},
+            ],
+            duration=80,
+        ),
+        {
+            "reference": {},
+            "stop-before-release": {"config.stop_before_release": True},
+        },
+        "ordering flaw (weak point 3) with a lost reply",
+        (
+            _E(
+                "overlap_s",
+                "between",
+                (2.5, 7.5),
+                "reference",
+                note="regression bound, measured 3.18-6.52 s over seeds 0-9: the release "
+                "retries for its 5-s timeout while the callback runs; the successor takes "
+                "the cleared slot at its next round",
+            ),
+            _E(
+                "belief_overlap_s",
+                ">",
+                2.5,
+                "reference",
+                note="regression bound, measured 3.07-4.92 s over seeds 0-9",
+            ),
+            _E("overlap_s", "==", 0, "stop-before-release"),
+            _E("belief_overlap_s", "==", 0, "stop-before-release"),
+        ),
+        "https://github.com/kubernetes/client-go/issues/728",
+        seeds=tuple(range(10)),
+        default="reference",
+    ),
     # ------------------------------------------------------------------ Part B
     CatalogueEntry(
         "B1",

@@ -50,6 +50,7 @@ PART_A = {
     "A13": "hot-row-many-members",
     "A14": "callback-crash-loop",
     "A15": "zero-slack-defaults",
+    "A16": "release-reply-lost",
 }
 
 #: Part B of scenarios.md (incident reproductions; the optional B12 is not in the catalogue).
