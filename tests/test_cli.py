@@ -319,3 +319,39 @@ def test_a_csv_table_keeps_details_as_json(tmp_path: Path) -> None:
     trace = pd.read_csv(tmp_path / "trace.csv")
     details = [json.loads(d) for d in trace["details"].dropna()]
     assert any(d for d in details)  # non-empty details parse back as JSON objects
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_shell_commands() -> list[str]:
+    """The ``leadersim`` commands of the README's shell block (continuations joined)."""
+    text = README.read_text(encoding="utf-8")
+    [block] = re.findall(r"```sh\n(.*?)```", text.split("## Break it in the simulator")[1], re.S)
+    return [c.strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
+
+
+@pytest.mark.slow
+def test_the_readmes_shell_commands_work_as_printed(tmp_path: Path) -> None:
+    commands = readme_shell_commands()
+    assert len(commands) >= 6
+    env = {**os.environ, "PATH": f"{SCRIPT.parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in commands:
+        assert command.startswith("leadersim ")
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=env,
+        )
+        assert "Traceback" not in done.stderr, command
+        promised = re.search(r"exit (\d)", command)
+        assert done.returncode == (int(promised.group(1)) if promised else 0), (
+            command + "\n" + done.stderr
+        )
+    for made in ("timeline.png", "tables/trace.csv", "run.jsonl", "sweep.csv", "heatmap.png"):
+        assert (tmp_path / made).stat().st_size > 0, made
+    assert (tmp_path / "juliet.yaml").read_text(encoding="utf-8").startswith("# hbase-juliet")
