@@ -104,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[args.command]
     try:
         return command(args)
+    except BrokenPipeError:
+        # The reader went away (`leadersim scenarios | head`): stop quietly, as a
+        # process killed by SIGPIPE would, without a second error when stdout is flushed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except UsageError as exc:
         return _usage(args.command, str(exc))
     except LeadersimError as exc:
@@ -614,13 +619,15 @@ def _theory_boundary(scenario: Scenario, x: str, y: str) -> tuple[Callable[[Any]
 
 
 def _scenarios(args: argparse.Namespace) -> int:
+    import textwrap
+
     from leadersim.sim.scenarios import CATALOGUE
 
     if args.show is not None:
         return _show(args.show)
     for entry in CATALOGUE.values():
         print(f"{entry.id:>4}  {entry.name:34} {entry.assumptions}")
-        print(f"      {entry.title}")
+        print(textwrap.fill(entry.title, 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
         if list(entry.variants) != ["base"]:
             listed = [v + (" (default)" if v == entry.default else "") for v in entry.variants]
             print(f"      variants: {', '.join(listed)}")

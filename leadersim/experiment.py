@@ -238,7 +238,13 @@ def _progress_bar(scenario: Scenario, watched: Sequence[World], *, enabled: bool
     from tqdm.auto import tqdm
 
     duration = scenario.duration
-    bar = tqdm(total=duration, desc=scenario.name, unit="sim s", leave=False)
+    bar = tqdm(
+        total=duration,
+        desc=scenario.name,
+        leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} sim s "
+        "[{elapsed}<{remaining}]",
+    )
     done = threading.Event()
 
     def show() -> None:
