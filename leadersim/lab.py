@@ -39,8 +39,8 @@ from leadersim.config import (
     Config,
 )
 from leadersim.elector import Elector
-from leadersim.storage.base import TABLE_NAME_ELECTION
 from leadersim.storage import open_storage
+from leadersim.storage.base import TABLE_NAME_ELECTION
 from leadersim.trace import EventKind, TraceEvent, TraceRecorder, read_jsonl
 
 __all__ = ["DEFAULT_STOP_TIMEOUT", "Lab", "LabError", "run_member", "serve_member"]
