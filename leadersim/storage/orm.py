@@ -40,8 +40,9 @@ a lock, notices a closed socket only when that statement ends, and would keep th
 transaction's locks until then. Checking a connection out of the pool and giving it back
 are never cut short by a cancellation either (SQLAlchemy loses a connection whose
 checkout is cancelled half-way, and a small pool then runs dry); and once ``fn`` has
-returned, its commit runs to the server's answer before a cancellation is raised. The driver for MySQL/MariaDB is aiomysql: it marks a
-connection closed when it is cancelled mid-read, and with the rules above a randomized
+returned, its commit runs to the server's answer before a cancellation is raised. The
+driver for MySQL/MariaDB is aiomysql: it marks a connection closed when it is cancelled
+mid-read, and with the rules above a randomized
 cancellation test (``tests/storage/test_orm.py``) found no hang and no desynchronised
 connection. What remains: a connection whose server session cannot be reached (the
 network is down) cannot be terminated, so its locks last until the server notices, as
