@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
-from leadersim.errors import ConfigError, LeadersimError
+from leadersim.errors import LeadersimError
 from leadersim.storage.base import TABLE_NAME_ELECTION
 from leadersim.trace import EventKind
 
@@ -682,7 +682,7 @@ def _member(args: argparse.Namespace) -> int:
         )
     except LeadersimError as exc:
         print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return 1
     return 0
 
 

@@ -64,7 +64,7 @@ def test_demo_kills_the_leader_and_another_member_takes_over_after_its_lease(
 
 def test_member_with_an_empty_id_exits_with_the_config_error(tmp_path: Path) -> None:
     result = run_cli("member", "--db", str(tmp_path / "e.db"), "--id", "", timeout=30)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a config error is a usage error
     assert "id must not be empty" in result.stderr
 
 

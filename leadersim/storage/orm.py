@@ -37,8 +37,12 @@ invalidated (closed, never returned to the pool), and, on the servers, its serve
 session is then terminated from a fresh connection (``pg_terminate_backend``, MySQL
 ``KILL``) in the background, because a server that is busy with a query, or waiting for
 a lock, notices a closed socket only when that statement ends, and would keep the
-transaction's locks until then. The driver for MySQL/MariaDB is aiomysql: it marks a
-connection closed when it is cancelled mid-read, and with the rules above a randomized
+transaction's locks until then. Checking a connection out of the pool and giving it back
+are never cut short by a cancellation either (SQLAlchemy loses a connection whose
+checkout is cancelled half-way, and a small pool then runs dry); and once ``fn`` has
+returned, its commit runs to the server's answer before a cancellation is raised. The
+driver for MySQL/MariaDB is aiomysql: it marks a connection closed when it is cancelled
+mid-read, and with the rules above a randomized
 cancellation test (``tests/storage/test_orm.py``) found no hang and no desynchronised
 connection. What remains: a connection whose server session cannot be reached (the
 network is down) cannot be terminated, so its locks last until the server notices, as
@@ -62,7 +66,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -181,9 +185,7 @@ class _Dialect:
             # No row locks: a leader transaction takes the write lock of the whole file,
             # so a leader change meanwhile waits (busy timeout) or fails; it never passes.
             return _Dialect(name, "BEGIN IMMEDIATE", None, None)
-        raise ConfigError(
-            f"ORMStorage supports PostgreSQL, MySQL/MariaDB and SQLite, not {name!r}"
-        )
+        raise ConfigError(f"ORMStorage supports PostgreSQL, MySQL/MariaDB and SQLite, not {name!r}")
 
     def classify(self, exc: BaseException) -> type[StorageError] | None:
         """The leadersim error class for a driver exception (None: a plain StorageError)."""
@@ -466,7 +468,7 @@ class ORMStorage:
         row = await self._on_own_connection("reading the record", read, locks=False)
         if row is None:
             return Record()
-        leader_id, text, version = row
+        _, text, version = row
         if text is None:
             raise CorruptRecordError(
                 f"table {self.table_name!r}: the election record (id = {RECORD_ROW_ID}) has "
@@ -630,11 +632,10 @@ class ORMStorage:
             await self._give_back(conn)
             raise
         except Exception:
-            if ran_fn:
-                # fn raised: roll back and hand back its own exception unchanged.
-                if await self._rollback(conn):
-                    await self._give_back(conn)
-                    raise
+            # fn raised: roll back and hand back its own exception unchanged.
+            if ran_fn and await self._rollback(conn):
+                await self._give_back(conn)
+                raise
             await self._discard(conn, kill=True)
             raise
         except BaseException:  # cancelled (or interrupted) somewhere in the transaction
@@ -731,12 +732,15 @@ class ORMStorage:
             return
         info = conn.info  # lives as long as the DBAPI connection
         if _SESSION_KEY not in info:
-            row = (await conn.exec_driver_sql(self._dialect.session_sql)).first()
+            row: Any = (await conn.exec_driver_sql(self._dialect.session_sql)).first()
             info[_SESSION_KEY] = None if row is None else (int(row[0]), str(row[1]))
 
     async def _discard(self, conn: AsyncConnection, *, kill: bool) -> None:
-        """Never reuse ``conn``: invalidate it, then end its server session if it may
-        still hold locks (in the background: a cancelled caller must not wait)."""
+        """Never reuse ``conn``: invalidate it, then end its server session.
+
+        The session is ended only if it may still hold locks, and in the background: a
+        cancelled caller must not wait.
+        """
         session = None
         with contextlib.suppress(Exception):
             session = conn.info.get(_SESSION_KEY)
@@ -815,4 +819,3 @@ async def _quietly(future: Awaitable[Any]) -> None:
 def _check_timeout(value: object) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise ConfigError(f"connect_timeout must be > 0 seconds, got {value!r}")
-

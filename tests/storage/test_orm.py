@@ -248,7 +248,7 @@ async def test_leader_txn_commits_and_a_deposed_leaders_txn_is_refused_with_no_w
         assert await a.txn_with_leader_lock("A", await write("while-a-leads")) == "while-a-leads"
         read = await b.get()
         await b.update(Record("B", read.members, read.version), True)
-        with pytest.raises(NotLeaderError, match="^A is not leader$"):
+        with pytest.raises(NotLeaderError, match=r"^A is not leader$"):
             await a.txn_with_leader_lock("A", await write("after-b-took-over"))
         assert calls == ["while-a-leads"]
         assert await t.read_marks() == {"while-a-leads"}
@@ -312,9 +312,9 @@ async def test_after_a_resign_clears_the_slot_the_old_leader_is_refused_and_colu
         await a.update(sample_record("A"), True)
         read = await a.get()
         await a.update(Record("", read.members, read.version), True)  # resign
-        with pytest.raises(NotLeaderError, match="^A is not leader$"):
+        with pytest.raises(NotLeaderError, match=r"^A is not leader$"):
             await a.txn_with_leader_lock("A", _never_called)
-        with pytest.raises(NotLeaderError, match="^ is not leader$"):
+        with pytest.raises(NotLeaderError, match=r"^ is not leader$"):
             await a.txn_with_leader_lock("", _never_called)
         # The reference's ORM skips writing an empty leader_id; here both rows clear it.
         rows = await t.raw(f"SELECT id, leader_id FROM {t.name} ORDER BY id")
@@ -416,7 +416,7 @@ async def test_cancelling_at_random_points_never_hangs_or_desynchronises_the_poo
         for i in range(300):
             mark = f"m{i}"
 
-            async def fn(conn: AsyncConnection, mark: str = mark) -> int:
+            async def fn(conn: AsyncConnection, mark: str = mark, i: int = i) -> int:
                 await t.write_mark(conn, mark)
                 await conn.execute(sa.text(pause))
                 value = (await conn.execute(sa.select(sa.literal(i, sa.Integer)))).scalar_one()
@@ -550,7 +550,9 @@ GO_RECORD = (
 async def test_rows_written_by_the_go_reference_are_read_and_updated(url: str) -> None:
     backend = sa.make_url(url).get_backend_name()
     async with tables(url) as t:
-        await t.raw(GO_DDL["mysql" if backend in ("mysql", "mariadb") else backend].format(t=t.name))
+        await t.raw(
+            GO_DDL["mysql" if backend in ("mysql", "mariadb") else backend].format(t=t.name)
+        )
         await t.raw(
             f"INSERT INTO {t.name} (leader_id, record, version, id) VALUES "
             "(:l, :r, 7, 1), (:l, NULL, 7, 2)",
@@ -649,7 +651,10 @@ async def test_a_server_that_never_answers_fails_within_15_s_naming_the_host() -
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        for url in (f"postgresql+asyncpg://u@127.0.0.1:{port}/db", f"mysql://u@127.0.0.1:{port}/db"):
+        for url in (
+            f"postgresql+asyncpg://u@127.0.0.1:{port}/db",
+            f"mysql://u@127.0.0.1:{port}/db",
+        ):
             started = time.monotonic()
             with pytest.raises(StorageUnavailableError, match=f"127.0.0.1:{port}"):
                 await ORMStorage.from_url(url)

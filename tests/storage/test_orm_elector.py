@@ -33,9 +33,7 @@ def test_resign_hands_over_and_does_not_campaign_within_the_window(world: World)
 
 
 def test_renew_failure_steps_down_and_is_replaced_only_after_the_lease(world: World) -> None:
-    reference.test_leader_whose_storage_fails_steps_down_and_is_replaced_only_after_its_lease(
-        world
-    )
+    reference.test_leader_whose_storage_fails_steps_down_and_is_replaced_only_after_its_lease(world)
 
 
 @pytest.mark.parametrize("how", ["returned", "raised"])
