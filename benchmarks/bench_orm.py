@@ -1,6 +1,6 @@
 """Server benchmarks for ORMStorage: one renewal's cost, and members one server sustains.
 
-Run from the repository root (PostgreSQL and MariaDB as in DEVELOPERS.md, or set
+Run from the repository root (PostgreSQL at 127.0.0.1:5432 and MariaDB at 127.0.0.1:3306, or set
 ``LEADERSIM_POSTGRES_URL`` / ``LEADERSIM_MYSQL_URL``)::
 
     python benchmarks/bench_orm.py            # full run, about 4 minutes

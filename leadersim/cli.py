@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
-from leadersim.errors import LeadersimError
+from leadersim.errors import ConfigError, LeadersimError
 from leadersim.storage.base import TABLE_NAME_ELECTION
 from leadersim.trace import EventKind
 
@@ -680,6 +680,9 @@ def _member(args: argparse.Namespace) -> int:
             seed=args.seed,
             url=args.url,
         )
+    except ConfigError as exc:  # the user's mistake: a usage error
+        print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
+        return 2
     except LeadersimError as exc:
         print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
         return 1
@@ -712,7 +715,6 @@ def _check_url(url: str) -> int:
     """Open the URL's storage once here, so a bad URL is one line, not a member's log."""
     import asyncio
 
-    from leadersim.errors import ConfigError
     from leadersim.storage import open_storage
 
     async def probe() -> None:

@@ -127,7 +127,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     cases = {
         ("simulate", "hbase-juliet-pause[P=7]"): ("no variant 'P=7'", "P=79-10/2/8"),
         ("simulate", "leader-crahs"): ("unknown scenario 'leader-crahs'", "leader-crash"),
-        ("simulate", str(tmp_path / "Missing.YAML")): ("Missing.YAML does not exist",),
+        ("simulate", str(tmp_path / "Missing.YAML")): ("Missing.YAML: no such scenario file",),
         ("simulate", "leader-crash", "--set", "durration=3"): ("'durration'", "allowed"),
         ("simulate", "leader-crash", "--set", "=3"): ("--set needs KEY=VALUE",),
         ("simulate", "leader-crash", "--trace", str(tmp_path / "t.csv")): (
@@ -265,7 +265,7 @@ def test_sweep_prints_a_table_and_writes_the_runs_and_a_heatmap(tmp_path: Path) 
     assert re.match(r"\s*10\s+4\s+2/2\s", lines[1]), lines[1]
     rows = (tmp_path / "runs.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + 4 * 2
-    assert rows[0].startswith("config.lease_duration,config.renew_deadline,seed,safe,")
+    assert rows[0].startswith("config.lease_duration,config.renew_deadline,seed,level,safe,")
     assert (tmp_path / "heat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
