@@ -115,11 +115,11 @@ def test_cli_demo_fails_over_on_a_server(server_url: str) -> None:
     [
         (["demo", "--url", "oracle://x/y"], "unsupported database 'oracle'", 2),
         (["demo", "--url", "sqlite:///x.db", "--db", "x.db"], "not both", 2),
-        # `member` exits 1 on every leadersim error (tests/test_cli.py).
+        # A bad URL is a configuration mistake: a usage error, as for `demo`.
         (
             ["member", "--url", "postgresql+psycopg2://u@h/db", "--id", "n1"],
             "unsupported driver",
-            1,
+            2,
         ),
     ],
 )
