@@ -51,7 +51,24 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["LEADERSIM_FULL"] = "1"
 
 
+#: Modules of real-time tests (OS processes, server sessions, wall-clock bounds): under
+#: xdist they share one worker (``--dist loadgroup``), so two of them never compete for
+#: the CPU and their timing bounds measure the elector, not the test run's load.
+REAL_TIME_MODULES = {
+    "test_lab.py",
+    "test_cli.py",
+    "test_corrupt_rows.py",
+    "test_orm.py",
+    "test_orm_elector.py",
+    "test_orm_faults.py",
+    "test_orm_processes.py",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in REAL_TIME_MODULES:
+            item.add_marker(pytest.mark.xdist_group("real-time"))
     if full_tier():
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
