@@ -507,10 +507,19 @@ class Lab:
         return {node_id: process.wait() for node_id, process in self.processes.items()}
 
     def close(self) -> None:
-        """Stop every member (see :meth:`stop_all`) and close the log and trace files."""
+        """Stop every member (see :meth:`stop_all`) and close the log and trace files.
+
+        Leaves no member process behind: if the graceful stop itself fails (a signal
+        refused, an interrupt), whatever still runs is killed and reaped.
+        """
         try:
             self.stop_all()
         finally:
+            for process in self.processes.values():
+                if process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                process.wait()
             for log in self._logs.values():
                 log.close()
             self._logs.clear()

@@ -60,11 +60,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     try:
         yield lab
     finally:
-        lab.close()
-        for process in lab.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait()
+        lab.close()  # stops, then kills and reaps what is left
 
 
 def connect(lab: Lab) -> contextlib.closing[sqlite3.Connection]:

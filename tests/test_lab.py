@@ -43,11 +43,7 @@ def make_lab(tmp_path: Path) -> Iterator[LabFactory]:
 
     yield make
     for lab in labs:
-        lab.close()
-        for process in lab.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait()
+        lab.close()  # stops, then kills and reaps what is left
 
 
 def stored_record(db_path: Path) -> Record:

@@ -8,7 +8,6 @@ expired, within the bound of the SQLite lab test (lease + 2 intervals + margin).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import signal
 import subprocess
@@ -50,11 +49,7 @@ def lab(server_url: str, tmp_path: Path) -> Iterator[Lab]:
     try:
         yield lab
     finally:
-        lab.close()
-        for process in lab.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait()
+        lab.close()  # stops, then kills and reaps what is left
         asyncio.run(drop_tables(url, table))
 
 
