@@ -110,7 +110,7 @@ def test_killed_leader_is_replaced_only_after_its_lease_could_have_expired(
     assert summary["failover_s"] == pytest.approx(successor.true_time - killed_at)
 
     codes = lab.stop_all()
-    assert [codes[n] for n in others] == [0, 0]
+    assert [codes[n] for n in others] == [0, 0], lab.describe()
     assert lab.integrity_check() == "ok"
     # The successor pruned the dead leader; the others removed themselves on SIGTERM.
     record = stored_record(lab.db_path)

@@ -180,11 +180,34 @@ class SQLStorage:
             str(path), statements, uri=False, label=str(path), busy_timeout=busy_timeout
         )
         try:
-            await storage._conn.execute_fetchall("PRAGMA journal_mode=WAL")
+            await storage._enable_wal(busy_timeout)
         except sqlite3.Error as exc:
             await storage.close()
             raise _storage_error(statements.table, f"enabling WAL on {path}", exc) from exc
         return storage
+
+    async def _enable_wal(self, busy_timeout: float) -> None:
+        """Switch the file to WAL mode, waiting up to ``busy_timeout`` for other openers.
+
+        Changing the journal mode needs the file to itself, and SQLite answers "database
+        is locked" at once, without its busy handler, while another connection holds a
+        lock: members that open a fresh file together would fail at start. So retry with
+        a short backoff until the busy timeout. (Once the file is in WAL mode, which is
+        persistent, the pragma is a no-op that takes no such lock.)
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                await self._conn.execute_fetchall("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if not ("locked" in text or "busy" in text) or loop.time() >= give_up_at:
+                    raise
+            await asyncio.sleep(min(pause, max(0.0, give_up_at - loop.time())))
+            pause = min(2 * pause, 0.05)
 
     @classmethod
     async def _connect(

@@ -272,6 +272,21 @@ async def test_open_puts_the_file_in_wal_mode(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- busy timeout
 
 
+async def test_members_opening_a_fresh_file_together_all_get_in(tmp_path: Path) -> None:
+    # Switching a fresh file to WAL needs it to itself, and SQLite refuses at once (no
+    # busy handler) while another opener holds a lock: before open() retried, a lab
+    # member started beside others now and then died at start with "database is locked".
+    for attempt in range(10):
+        path = tmp_path / f"fresh-{attempt}.db"
+        storages = await asyncio.gather(*(SQLStorage.open(path) for _ in range(6)))
+        try:
+            assert all(s.table_name == "election" for s in storages)
+        finally:
+            await asyncio.gather(*(s.close() for s in storages))
+        with closing(sqlite3.connect(path)) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 async def test_update_on_a_locked_file_waits_then_raises_unavailable_and_recovers(
     tmp_path: Path,
 ) -> None:
