@@ -40,6 +40,8 @@ from leadersim.trace import EventKind, Scalar, TraceEvent, TraceRecorder
 __all__ = ["Run", "World"]
 
 _ENV_CONTEXT = contextvars.Context()
+#: One world's step for a fault kind: ``step(index, node, fault)``.
+_FaultStep = Callable[[int, str, Fault], None]
 # Events that say which incarnation of a node they belong to.
 _TAGGED = frozenset(
     {
@@ -134,8 +136,7 @@ class World:
         self._safety_warnings: list[str] = []
         self._resolved: dict[int, list[str]] = {}
         self._paused: dict[tuple[int, str], NodeTag] = {}
-        _Step = Callable[[int, str, Fault], None]
-        self._starts: dict[str, _Step] = {
+        self._starts: dict[str, _FaultStep] = {
             "start": self._fault_start_node,
             "restart": self._fault_start_node,
             "crash": self._fault_crash,
@@ -145,7 +146,7 @@ class World:
             "clock_drift": self._fault_drift,
             "clock_step": self._fault_step,
         }
-        self._ends: dict[str, _Step] = {
+        self._ends: dict[str, _FaultStep] = {
             "pause": self._fault_resume,
             "clock_drift": self._fault_drift_end,
         }

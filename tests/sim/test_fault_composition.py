@@ -153,3 +153,17 @@ def test_every_storage_kind_of_the_table_has_an_executor_and_no_other() -> None:
         StorageFaults().start(kind, {"mode": "request", "latency_s": 1, "after_s": 1, "rate": 1})
     with pytest.raises(ValueError, match="'pause' is not a storage fault kind"):
         StorageFaults().start("pause", {"duration": 1})
+
+
+def test_the_world_has_one_step_per_kind_that_is_not_a_storage_fault() -> None:
+    # What a new kind needs in the simulator: a start step (and an end step if it lasts)
+    # unless it is a storage kind, which the shared pipeline executes.
+    world = World(Scenario.from_mapping({"nodes": 1, "duration": 1}))
+    try:
+        others = {name for name, row in FAULT_KINDS.items() if row.scope != "storage"}
+        assert set(world._starts) == others
+        lasting = {name for name in others if FAULT_KINDS[name].ends == "duration"}
+        assert set(world._ends) == lasting
+    finally:
+        world.loop.close()
+        world.server.db.close()
