@@ -141,7 +141,7 @@ class StorageServer:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         record = OpRecord(node, op, self.env._now)
         faults = self.faults(node)
-        sent = faults.on_send()
+        sent = faults.on_send(self._rng)
         if sent == "error":
             record.outcome = "error"
             after = faults.error_after_s or 0.0

@@ -206,11 +206,16 @@ class StorageFaults:
 
     # ------------------------------------------------------------------ decisions
 
-    def on_send(self) -> Send:
+    def on_send(self, rng: random.Random) -> Send:
         """What happens to a request as it is sent.
 
-        ``error``: it fails after :attr:`error_after_s` without reaching the storage;
-        ``lost``: requests are cut; ``go``: it travels (plus :meth:`leg_delay`).
+        Args:
+            rng: The world's random source (drawn from only while a fault that acts by
+                chance is active: none of the kinds so far does at this step).
+
+        Returns:
+            ``error``: it fails after :attr:`error_after_s` without reaching the storage;
+            ``lost``: requests are cut; ``go``: it travels (plus :meth:`leg_delay`).
         """
         if self._errors:
             return "error"

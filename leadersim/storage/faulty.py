@@ -454,7 +454,7 @@ class FaultyStorage:
     ) -> _Reply[T] | None:
         """Carry one operation to the caller's side; ``None``: it was lost (and traced)."""
         plan = self._plan
-        sent = plan.on_send()
+        sent = plan.on_send(self._rng)
         if sent == "error":
             after = plan.error_after_s or 0.0
             record.outcome = "error"

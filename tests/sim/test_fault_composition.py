@@ -137,11 +137,13 @@ def test_storage_faults_compose_kind_by_kind() -> None:
     assert [state.reply_delay("update", "ok") for _ in range(3)] == [2.0, None, 0.0]
 
 
-def test_no_busy_or_conflict_fault_means_no_random_draw() -> None:
+def test_no_fault_that_acts_by_chance_means_no_random_draw() -> None:
     # Determinism: a run without these faults must not consume the storage's random stream.
     rng = random.Random(5)
     expected = random.Random(5).random()
-    assert StorageFaults().on_arrival(True, rng) == "execute"
+    faults = StorageFaults()
+    assert faults.on_send(rng) == "go"
+    assert faults.on_arrival(True, rng) == "execute"
     assert rng.random() == expected
 
 
