@@ -10,8 +10,8 @@ same to a real run: it wraps any :class:`~leadersim.Storage` (a
   by the caller, ``sent_at``, ``arrived_at``, ``replied_at``, ``leader_id`` and
   ``version`` of a committed update), so a real trace gets a storage lane and
   ``Result.storage_ops()`` reads it like a simulated one;
-- injects every storage fault kind of :data:`~leadersim.faults.FAULT_KINDS` (``cut``,
-  ``slow``, ``error``, ``ambiguous``, ``conflicts``, ``busy``) at run time through
+- injects every fault kind of scope ``storage`` in :data:`~leadersim.faults.FAULT_KINDS`
+  (:data:`~leadersim.storage.faultplan.STORAGE_KINDS`) at run time through
   :meth:`FaultyStorage.start_fault` / :meth:`~FaultyStorage.end_fault`, each traced as a
   ``fault_start`` / ``fault_end`` event of the wrapper's node with the simulator's
   details, so the analysis can name a fault as the cause of a failover. (The older
@@ -226,11 +226,14 @@ class FaultyStorage:
         Args:
             index: The fault's number (its schedule index): the ``fault`` of its
                 ``fault_start`` / ``fault_end`` events, and what :meth:`end_fault` takes.
-            kind: A kind of scope ``storage``: ``cut`` (``mode``), ``slow``
-                (``latency_s``), ``error`` (``after_s``), ``ambiguous`` (``delay_s``,
-                ``None`` or absent: the reply is lost), ``conflicts`` (``rate``), ``busy``
-                (``rate``); each may have a ``duration`` in seconds.
-            params: The kind's parameters, checked as in a scenario.
+            kind: A kind of scope ``storage`` (one of
+                :data:`~leadersim.storage.faultplan.STORAGE_KINDS`), e.g. ``cut``
+                (``mode``), ``slow`` (``latency_s``), ``error`` (``after_s``),
+                ``ambiguous`` (``delay_s``; ``None`` or absent: the reply is lost),
+                ``conflicts`` or ``busy`` (``rate``).
+            params: The kind's parameters, checked as in a scenario; ``duration`` (in
+                seconds) may be left out, or ``None``, for a fault ended by
+                :meth:`end_fault`.
             target: The schedule's target, recorded in the ``fault_start`` event as the
                 simulator records it.
 
