@@ -1052,17 +1052,21 @@ class Exploration:
             f"{self.shrink_runs} runs to:"
         ]
         for fault in self.scenario["faults"]:
-            lines.append("  " + json.dumps(fault))
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in fault.items()}
+            lines.append("  " + json.dumps(shown))
         if not self.scenario["faults"]:
             lines.append(f"  no fault: callback stop {_stop_latency(self.scenario):g} s")
         if self.threshold is not None:
             th = self.threshold
             lines.append(
-                f"threshold: {th['kind']}.{th['param']} = {th['value']:g} {th['unit']} "
-                f"(passes at {th['passes_at']:g}, precision {th['precision']:g})"
+                f"threshold: {th['kind']}.{th['param']} = {th['value']:.3f} {th['unit']} "
+                f"(passes at {th['passes_at']:.3f}, precision {th['precision']:g})"
             )
         if t["predicted"] is not None:
-            lines.append(f"theory: {t['predicted']:g} — {t['formula']}")
+            measured = ""
+            if self.threshold is not None:
+                measured = f", measured {self.threshold['value'] - t['predicted']:+.3f} s from it"
+            lines.append(f"theory: {t['predicted']:g} at the worst phase{measured}: {t['formula']}")
         elif t["formula"]:
             lines.append(f"theory: {t['formula']}")
         lines.append(f"replay: {self.replay(path)}")
