@@ -117,6 +117,13 @@ def _cut_modes() -> tuple[str, ...]:
     return tuple(CUT_MODES)
 
 
+def _max_abs_drift_ppm() -> float:
+    """A drift's magnitude must stay below this (at -1e6 ppm a clock stops)."""
+    from leadersim.sim.faults import MIN_DRIFT_PPM
+
+    return -MIN_DRIFT_PPM
+
+
 def _main_param(kind: str) -> str | None:
     """The parameter a threshold is searched on: the fault's magnitude.
 
@@ -274,6 +281,12 @@ def parse_budget(budget: Mapping[str, Any]) -> Budget:
             for p in numeric
             if f"max_{p}" in spec
         )
+        too_fast = [p for p, v in maxima if p == "ppm" and v >= _max_abs_drift_ppm()]
+        if too_fast:
+            raise ConfigError(
+                f"budget.{kind}.max_ppm must be below {_max_abs_drift_ppm():g} "
+                "(a drift of -1e6 ppm stops the clock)"
+            )
         targets = spec.get("targets", ())
         if isinstance(targets, str):
             targets = (targets,)
@@ -904,13 +917,16 @@ def _theory(
                 )
     elif safety and kind == "cut" and param == "duration":
         if gap.low < 0:
-            answer["predicted"] = theory.failover_time("storage", lease, interval).low
+            answer["predicted"] = 0.0
             answer["formula"] = (
-                "cut > L - I (failover 'storage' low bound), and an overlap because "
-                "S - C = handover gap < 0 at the worst phase"
+                "any cut: one lost message stalls the leader's renew round until its "
+                "deadline D, and the leader stops C later; with S - C < 0 (handover gap "
+                f"{gap.low:g} s at the worst phase) that is after the take-over"
             )
         else:
-            answer["formula"] = f"no overlap from a cut alone: S - C = {gap.low:g} s >= 0"
+            answer["formula"] = (
+                f"no overlap from a cut alone: S - C = {gap.low:g} s >= 0 (theory.handover_gap)"
+            )
     elif safety and kind == "clock_drift" and param == "ppm":
         answer["predicted"] = (
             1e6
@@ -1138,6 +1154,15 @@ def explore(
             f"budget.nodes changes the node count, but the base's nodes are ids "
             f"{list(scenario.nodes)}; give the base 'nodes' as a count"
         )
+    most = parsed.nodes[1] if parsed.nodes is not None else len(scenario.nodes)
+    members = scenario.nodes if parsed.nodes is None else [f"n{i}" for i in range(1, most + 1)]
+    for kind in parsed.kinds:
+        strangers = [t for t in kind.targets if t not in (*members, "leader", "all")]
+        if strangers:
+            raise ConfigError(
+                f"budget.{kind.kind}.targets: {strangers} not node(s) of the base scenario; "
+                f"allowed: {[*members, 'leader', 'all']}"
+            )
     window = _window(scenario, parsed)
     plain = scenario.to_mapping()
     plain["faults"] = []

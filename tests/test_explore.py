@@ -206,6 +206,56 @@ def test_no_leader_property_finds_a_crash_of_the_leader() -> None:
     assert not nothing.found
 
 
+def test_a_slow_callback_stop_shrinks_to_the_slack_and_one_lost_message_is_enough() -> None:
+    slack = 5.0
+    base = {"nodes": 3, "duration": 80, "config": {"lease_duration": 15, "renew_deadline": 8}}
+    budget = {
+        "cut": {"max_duration": 30, "modes": ["both"]},
+        "callback": {"max_stop_latency": 10},
+        "nodes": {"min": 2, "max": 5},
+    }
+    answer = quiet_explore(base, budget, runs=60, seed=0)
+    assert answer.found, answer.summary()
+    assert answer.scenario is not None
+    assert answer.found_scenario is not None
+    assert answer.theory["slack_s"] == slack
+    assert len(answer.scenario["nodes"]) <= len(answer.found_scenario["nodes"])
+    # theory.handover_gap: the leader cut off stops S - C (+ the follower's phase, 0..I)
+    # before the take-over, so the stop latency C that still overlaps lies in [S, S + I].
+    stop = answer.scenario["callback"]["stop_latency"]
+    assert slack - 0.01 <= stop <= slack + 2.0 + 0.1, answer.summary()
+    # With C > S, a cut of any length loses a message, which stalls the round until D.
+    assert answer.threshold is not None
+    assert answer.threshold["kind"] == "cut"
+    assert answer.threshold["value"] <= 0.01 + answer.theory["predicted"], answer.summary()
+
+
+def test_failover_property_finds_a_crash_and_not_beyond_the_failover_formula() -> None:
+    base = {"nodes": 3, "duration": 40}
+    budget = {"crash": {}}
+    slow = quiet_explore(base, budget, runs=30, seed=0, prop="failover>10")
+    assert slow.found, slow.summary()
+    # A crash's failover is L +- I (8..12 s) plus a round trip: never above 13 s.
+    beyond = quiet_explore(base, budget, runs=30, seed=0, prop="failover>13")
+    assert not beyond.found, beyond.summary()
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_and_reports_its_lines() -> None:
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "bench_explore.py"),
+         "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "schedules/s" in done.stdout
+    assert "10/2/8 pause: found after" in done.stdout
+    assert "100 schedules, no failure" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("budget", "options", "message"),
     [
@@ -218,6 +268,8 @@ def test_no_leader_property_finds_a_crash_of_the_leader() -> None:
         ({"pause": {"max_duration": 3}}, {"runs": 0}, "runs must be an integer >= 1"),
         ({"pause": {"max_duration": 3}, "window": [5, 1]}, {}, "end 1 must be after start 5"),
         ({}, {}, "budget names no fault kind"),
+        ({"pause": {"max_duration": 3, "targets": ["n9"]}}, {}, "['n9'] not node(s)"),
+        ({"clock_drift": {"max_ppm": 2e6}}, {}, "max_ppm must be below 1e+06"),
     ],
 )
 def test_a_bad_budget_is_one_line_naming_what_is_allowed(
