@@ -123,6 +123,32 @@ def test_shrunk_schedule_is_no_larger_still_fails_and_replays_byte_for_byte_in_a
     assert trace.read_bytes() == answer.result.to_jsonl().encode()
 
 
+MIXED = {
+    "pause": {"max_duration": 20, "max_count": 2},
+    "cut": {"max_duration": 15},
+    "slow": {"max_latency_s": 3, "max_duration": 10},
+    "clock_drift": {"max_ppm": 5000},
+    "crash": {"max_down_s": 10},  # with its restart, a 'fault:N' reference to renumber
+}
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_shrinking_a_mixed_schedule_keeps_it_failing_and_never_larger(seed: int) -> None:
+    answer = quiet_explore({"nodes": 4, "duration": 60}, MIXED, runs=50, seed=seed)
+    assert answer.found, answer.summary()
+    assert answer.scenario is not None
+    assert answer.found_scenario is not None
+    assert answer.seed is not None
+    found, shrunk = answer.found_scenario, answer.scenario
+    assert len(found["faults"]) >= 2, "the case should need shrinking"
+    assert _size(shrunk) <= _size(found)
+    assert len(shrunk["faults"]) < len(found["faults"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SafetyWarning)
+        assert simulate(found, seed=answer.seed).verdict.overlap_s > 0
+        assert simulate(shrunk, seed=answer.seed).verdict.overlap_s > 0, answer.summary()
+
+
 def test_budget_inside_the_safe_region_finds_nothing_and_says_what_it_covered() -> None:
     lease, interval, deadline = 15.0, 2.0, 8.0  # slack S = 5 s
     budget = {
