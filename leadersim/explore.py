@@ -983,7 +983,10 @@ class Exploration:
     base_seed: int
 
     def replay(self, path: str | Path = "explored.yaml") -> str:
-        """The shell command that replays the answer from its file (``None``-safe text)."""
+        """The shell command that replays the answer from its file at ``path``.
+
+        Empty when nothing was found.
+        """
         if self.scenario is None:
             return ""
         return f"leadersim simulate {path} --seed {self.seed}"
