@@ -26,6 +26,7 @@ from leadersim.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from leadersim.explore import explore
 from leadersim.record import Member, Record, record_from_json, record_to_json
 from leadersim.storage.base import TABLE_NAME_ELECTION, LeaderLockStorage, Storage
 from leadersim.storage.sqlite import SQLStorage
@@ -91,6 +92,7 @@ __all__ = [
     "StorageUnavailableError",
     "TraceEvent",
     "TraceRecorder",
+    "explore",
     "record_from_json",
     "record_to_json",
     "simulate",

@@ -101,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": _sweep,
         "scenarios": _scenarios,
         "demo": _demo,
+        "explore": _explore,
     }[args.command]
     try:
         return command(args)
@@ -301,6 +302,50 @@ def _parser() -> argparse.ArgumentParser:
     scenarios.add_argument(
         "--show", metavar="NAME[VARIANT]", help="print this entry as a scenario file (YAML)"
     )
+
+    explore = commands.add_parser(
+        "explore",
+        help="search fault schedules within a budget for a split brain; shrink the one found",
+        description=(
+            "Draw random fault schedules within --budget on top of the base scenario, run "
+            "them (in parallel) until one breaks --prop, then shrink it to a minimal "
+            "schedule and bisect the threshold of its remaining fault, beside the timing "
+            "theory's prediction. Exit codes: 0 nothing found within the runs, 3 a "
+            "schedule broke the property, 2 a usage error."
+        ),
+    )
+    _scenario_arguments(explore)
+    explore.add_argument(
+        "--budget",
+        required=True,
+        metavar="YAML|FILE",
+        help="what may be injected, as YAML/JSON text or a .yaml/.yml/.json file, e.g. "
+        "'{pause: {max_duration: 30, max_count: 3}}' (see docs/explore.md)",
+    )
+    explore.add_argument(
+        "--runs", type=_count(1, "give at least 1 run"), default=200, metavar="N",
+        help="schedules to try at most (default: 200)",
+    )  # fmt: skip
+    explore.add_argument("--seed", type=int, default=0, help="seed of the search (default: 0)")
+    explore.add_argument(
+        "--prop", default="overlap", metavar="PROPERTY",
+        help="what to break: overlap (default), harmful, 'no_leader>X' or 'failover>Y' (s)",
+    )  # fmt: skip
+    explore.add_argument(
+        "--precision", type=float, default=0.01, metavar="SECONDS",
+        help="of the threshold's bisection (default: 0.01)",
+    )  # fmt: skip
+    explore.add_argument(
+        "--workers", type=_count(1, "give at least 1 worker"), metavar="N",
+        help="worker processes (default: one per CPU; 1 runs in this process)",
+    )  # fmt: skip
+    explore.add_argument(
+        "--out", type=Path, metavar="FILE.yaml", help="write the shrunken scenario here"
+    )
+    explore.add_argument(
+        "--plot", type=Path, metavar="FILE", help="draw its timeline into this .png/.svg/.pdf"
+    )
+    explore.add_argument("--json", action="store_true", help="print the answer as JSON")
     return parser
 
 
@@ -616,6 +661,74 @@ def _theory_boundary(scenario: Scenario, x: str, y: str) -> tuple[Callable[[Any]
 
 
 # ---------------------------------------------------------------------- scenarios
+
+
+# ---------------------------------------------------------------------- explore
+
+
+def _explore(args: argparse.Namespace) -> int:
+    """``leadersim explore``: exit 3 when a schedule broke the property, 0 when none did."""
+    import concurrent.futures
+
+    import yaml
+
+    from leadersim.errors import SafetyWarning
+    from leadersim.explore import explore
+
+    _output_file("--out", args.out, (".yaml", ".yml"), "the scenario is written as YAML")
+    _output_file("--plot", args.plot, PLOT_SUFFIXES, "unknown picture format")
+    text = args.budget
+    if Path(text).suffix.lower() in (".yaml", ".yml", ".json"):
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--budget {args.budget}: {exc.strerror or exc}") from None
+    try:
+        budget = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(
+            f"--budget: cannot parse YAML/JSON: {' '.join(str(exc).split())}"
+        ) from None
+    if not isinstance(budget, dict):
+        raise UsageError(f"--budget must be a mapping of fault kinds to bounds, got {budget!r}")
+    scenario = _resolve(args)
+    executor: concurrent.futures.Executor | str | None = "serial" if args.workers == 1 else None
+    pool = None
+    if args.workers is not None and args.workers > 1:
+        pool = executor = concurrent.futures.ProcessPoolExecutor(args.workers)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SafetyWarning)  # the answer states the slack
+            answer = explore(
+                scenario,
+                budget,
+                runs=args.runs,
+                seed=args.seed,
+                prop=args.prop,
+                executor=executor,  # type: ignore[arg-type]
+                precision=args.precision,
+                progress=sys.stderr.isatty(),
+            )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    path = args.out if args.out is not None else Path("explored.yaml")
+    if answer.found and args.out is not None:
+        answer.write(args.out)
+    if args.json:
+        print(json.dumps(answer.to_dict(), default=str))
+    else:
+        print(answer.summary(path))
+        if answer.found and args.out is not None:
+            print(f"scenario: {args.out}")
+    sys.stdout.flush()
+    if answer.found and args.plot is not None and answer.result is not None:
+        figure = _new_figure((12, 1.2 + 0.55 * (len(answer.result.nodes) + 1)))
+        answer.plot_timeline(ax=figure.add_subplot())
+        figure.savefig(args.plot)
+        if not args.json:
+            print(f"timeline: {args.plot}")
+    return EXIT_UNSAFE if answer.found else EXIT_OK
 
 
 def _scenarios(args: argparse.Namespace) -> int:
