@@ -44,6 +44,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
 from leadersim.errors import ConfigError
+from leadersim.faults import (
+    CUT_MODES,
+    FAULT_KINDS,
+    MIN_DRIFT_PPM,
+    PROBABILITY_PARAMS,
+    SIGNED_PARAMS,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -73,22 +80,18 @@ _UNBUDGETED_KINDS = ("start", "restart")
 
 
 # ---------------------------------------------------------------------- fault table access
-# The only place that reads the simulator's fault table: when its form changes, fix here.
+# The only place that reads the fault table (leadersim.faults): when its form changes, fix here.
 
 
 def _fault_kinds() -> list[str]:
     """Every fault kind a budget may name."""
-    from leadersim.sim.faults import FAULT_KINDS
-
     return [k for k in FAULT_KINDS if k not in _UNBUDGETED_KINDS]
 
 
 def _fault_params(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The kind's (required, optional) parameters, besides at/kind/target."""
-    from leadersim.sim.faults import FAULT_KINDS
-
-    required, optional = FAULT_KINDS[kind]
-    return tuple(required), tuple(optional)
+    row = FAULT_KINDS[kind]
+    return row.required, row.optional
 
 
 def _numeric_params(kind: str) -> tuple[str, ...]:
@@ -99,28 +102,20 @@ def _numeric_params(kind: str) -> tuple[str, ...]:
 
 def _signed(param: str) -> bool:
     """Whether a parameter may be negative (a drift, a step back)."""
-    from leadersim.sim import faults
-
-    return param in faults._SIGNED
+    return param in SIGNED_PARAMS
 
 
 def _probability(param: str) -> bool:
     """Whether a parameter is a probability in [0, 1]."""
-    from leadersim.sim import faults
-
-    return param in faults._PROBABILITIES
+    return param in PROBABILITY_PARAMS
 
 
 def _cut_modes() -> tuple[str, ...]:
-    from leadersim.sim.faults import CUT_MODES
-
     return tuple(CUT_MODES)
 
 
 def _max_abs_drift_ppm() -> float:
     """A drift's magnitude must stay below this (at -1e6 ppm a clock stops)."""
-    from leadersim.sim.faults import MIN_DRIFT_PPM
-
     return -MIN_DRIFT_PPM
 
 

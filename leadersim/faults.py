@@ -48,6 +48,8 @@ __all__ = [
     "CUT_MODES",
     "FAULT_KINDS",
     "MIN_DRIFT_PPM",
+    "PROBABILITY_PARAMS",
+    "SIGNED_PARAMS",
     "SPECIAL_TARGETS",
     "Fault",
     "FaultKind",
@@ -74,9 +76,11 @@ MIN_DRIFT_PPM: Final = -1e6
 _COMMON = ("at", "kind", "target")
 _REFERENCE = "fault:"
 #: Parameters that are probabilities.
-_PROBABILITIES = ("rate",)
+PROBABILITY_PARAMS: Final = ("rate",)
 #: Parameters that may be negative (a drift, a wall-clock step back).
-_SIGNED = ("ppm", "seconds")
+SIGNED_PARAMS: Final = ("ppm", "seconds")
+_PROBABILITIES = PROBABILITY_PARAMS
+_SIGNED = SIGNED_PARAMS
 _TARGET_FORMS = "a node id, a list of node ids, 'leader', 'all' or 'fault:N'"
 
 
