@@ -204,10 +204,9 @@ def test_an_executor_gives_the_serial_answer(kind: str) -> None:
     serial = quiet_explore(base, budget, runs=64, seed=5, shrink=False)
     pool: concurrent.futures.Executor
     if kind == "thread":
-        # One thread: two simulations at once in one process can collide on the
-        # simulated loop's module-level context (leadersim/sim/loop.py _LOOP_CONTEXT,
-        # "cannot enter context"), which is the simulator's to fix, not the search's.
-        pool = concurrent.futures.ThreadPoolExecutor(1)
+        # Two threads: simulations side by side in one process (each loop and world
+        # keeps its own callback context; a shared one once raised "cannot enter context").
+        pool = concurrent.futures.ThreadPoolExecutor(2)
     else:
         pool = concurrent.futures.ProcessPoolExecutor(2)
     with pool:

@@ -44,8 +44,6 @@ T = TypeVar("T")
 _NODE: contextvars.ContextVar[NodeTag | None] = contextvars.ContextVar(
     "leadersim_sim_node", default=None
 )
-# The loop's own bookkeeping callbacks run in an empty context: no node gates them.
-_LOOP_CONTEXT = contextvars.Context()
 # How much of a handle's or task's repr a failure note keeps (it must stay one line).
 _NOTE_REPR_CHARS = 300
 
@@ -160,6 +158,10 @@ class SimLoop(asyncio.BaseEventLoop):
         self.env = env if env is not None else simpy.Environment()
         self._selector = _SimPySelector(self)
         self._clock_resolution = 1e-9
+        # The loop's own bookkeeping callbacks run in an empty context: no node gates them.
+        # One per loop: a context can be entered by one thread at a time, and loops may run
+        # side by side in threads (a sweep on a thread pool).
+        self._own_context = contextvars.Context()
         # Crashed incarnations, kept (with their tasks) as long as the loop: a caller that
         # drops its tag (a restart replaces it) must not let the garbage collector close
         # the dropped coroutines during the run, which would run their `finally` clauses.
@@ -229,7 +231,7 @@ class SimLoop(asyncio.BaseEventLoop):
             if len(tag.tasks) >= 64:
                 tag.tasks = [t for t in tag.tasks if not t.done()]
             tag.tasks.append(task)
-        task.add_done_callback(functools.partial(self._task_done, tag), context=_LOOP_CONTEXT)
+        task.add_done_callback(functools.partial(self._task_done, tag), context=self._own_context)
         return task
 
     # -- failures: an exception inside the simulation ends the run -----------------

@@ -39,7 +39,6 @@ from leadersim.trace import EventKind, Scalar, TraceEvent, TraceRecorder
 
 __all__ = ["Run", "World"]
 
-_ENV_CONTEXT = contextvars.Context()
 #: One world's step for a fault kind: ``step(index, node, fault)``.
 _FaultStep = Callable[[int, str, Fault], None]
 # Events that say which incarnation of a node they belong to.
@@ -116,6 +115,10 @@ class World:
         self.seed = seed
         self.env = simpy.Environment()
         self.loop = SimLoop(self.env)
+        # Environment callbacks (faults, starts) run in an empty context of this world's
+        # own: a context can be entered by one thread at a time, and worlds may run side by
+        # side in threads.
+        self._context = contextvars.Context()
         self.recorder = TraceRecorder(true_clock=self._now)
         storage = scenario.storage
         self.server = StorageServer(
@@ -194,7 +197,7 @@ class World:
         self.recorder(node, local_time, kind, details)
 
     def _call_at(self, when: float, callback: Callable[..., object], *args: Any) -> None:
-        self.loop.call_at(when, callback, *args, context=_ENV_CONTEXT)
+        self.loop.call_at(when, callback, *args, context=self._context)
 
     # ------------------------------------------------------------------ nodes
 
@@ -206,7 +209,7 @@ class World:
                 if task.cancelling():
                     # Still stopping after a cancel: come back once it has stopped.
                     task.add_done_callback(
-                        lambda _task: self._start_node(node), context=_ENV_CONTEXT
+                        lambda _task: self._start_node(node), context=self._context
                     )
                 return  # already running (a restart of a live member does nothing)
             # Its election has ended (cancelled, or stopped after a failed renewal): the
@@ -243,7 +246,7 @@ class World:
         state.task = self.loop.spawn(
             state.tag, elector.run_election(), name=f"{node}#{state.incarnation}"
         )
-        state.task.add_done_callback(self._election_ended, context=_ENV_CONTEXT)
+        state.task.add_done_callback(self._election_ended, context=self._context)
 
     def _election_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
