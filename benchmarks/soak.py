@@ -35,6 +35,7 @@ import argparse
 import bisect
 import contextlib
 import dataclasses
+import itertools
 import json
 import random
 import signal
@@ -457,18 +458,28 @@ def recoveries(acting: Sequence[Interval], quiets: Sequence[tuple[float, float]]
     return found
 
 
-def renewal_gaps(events: Sequence[TraceEvent]) -> list[float]:
-    """Seconds between a member's consecutive renewals with no fault on it in between."""
+def renewal_gaps(events: Sequence[TraceEvent]) -> list[tuple[float, float]]:
+    """Each member's consecutive renewals (start, end) with no fault on it in between."""
     gaps = []
     last: dict[str, float] = {}
     for event in events:
         if event.kind is EventKind.RENEW_OK:
             if event.node in last:
-                gaps.append(event.true_time - last[event.node])
+                gaps.append((last[event.node], event.true_time))
             last[event.node] = event.true_time
         elif event.kind in (EventKind.FAULT_START, EventKind.FAULT_END):
             last.pop(event.node, None)
     return gaps
+
+
+def file_stalls(events: Sequence[TraceEvent], longer_than: float) -> list[tuple[float, float]]:
+    """Spans longer than ``longer_than`` seconds in which no member renewed at all.
+
+    SQLite has one write lock per file: a member paused while it holds it (inside its
+    compare-and-swap) stops every other member's writes until it is resumed.
+    """
+    times = [e.true_time for e in events if e.kind is EventKind.RENEW_OK]
+    return [(a, b) for a, b in itertools.pairwise(times) if b - a > longer_than]
 
 
 def spread(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -505,7 +516,21 @@ def analyse(
     kinds: dict[str, int] = {}
     for event in result.events:
         kinds[event.kind.value] = kinds.get(event.kind.value, 0) + 1
-    gaps = renewal_gaps(result.events)
+    stalls = file_stalls(result.events, timing.deadline)
+    # Who held the file: a member paused for (nearly) the whole stall.
+    paused_over = [
+        sorted(
+            n
+            for n, ps in pauses.items()
+            if any(min(b, p.end) - max(a, p.start) >= 0.9 * (b - a) for p in ps)
+        )
+        for a, b in stalls
+    ]
+    gaps = [
+        b - a
+        for a, b in renewal_gaps(result.events)
+        if not any(a < stall_end and stall_start < b for stall_start, stall_end in stalls)
+    ]
     predicted = timing.failover
     return {
         "result": result,
@@ -528,7 +553,15 @@ def analyse(
                 if o.pause is not None
             ]
         ),
+        # How long a woken old leader went on acting after its SIGCONT.
+        "stop_after_wake": spread(
+            [max(0.0, o.end - o.pause.end) for o in overlaps if o.pause is not None]
+        ),
         "renewal_gap": spread(gaps),
+        "file_stalls": [
+            {"start": a, "end": b, "paused": paused}
+            for (a, b), paused in zip(stalls, paused_over, strict=True)
+        ],
         "renewal_gaps_over_deadline": sum(1 for g in gaps if g > timing.deadline),
         "renewal_gaps_over_lease": sum(1 for g in gaps if g > timing.lease),
         "events": kinds,
@@ -677,9 +710,11 @@ def summary_dict(
         "leader_back_s": spread(backs),
         "recovery_bound_s": report["recovery_bound"],
         "overlap_minus_theory_s": report["overlap_minus_theory"],
+        "stop_after_wake_s": report["stop_after_wake"],
         "predicted_failover_s": report["predicted_failover"],
         "failovers_by_cause": report["failovers_by_cause"],
         "renewal_gap_s": report["renewal_gap"],
+        "file_stalls": report["file_stalls"],
         "renewal_gaps_over_deadline": report["renewal_gaps_over_deadline"],
         "renewal_gaps_over_lease": report["renewal_gaps_over_lease"],
         "events": report["events"],
@@ -715,6 +750,12 @@ def print_report(
         f"  overlap minus the theory's P - L per explained overlap: min {fmt(diff['min'])} / "
         f"median {fmt(diff['median'])} / max {fmt(diff['max'])} s"
     )
+    wake = data["stop_after_wake_s"]
+    print(
+        f"  the woken old leader stopped after its SIGCONT: min {fmt(wake['min'])} / median "
+        f"{fmt(wake['median'])} / max {fmt(wake['max'])} s (allowed I + D + margin = "
+        f"{driver.timing.stop_after_wake:.3f} s)"
+    )
     predicted = data["predicted_failover_s"]
     back = data["leader_back_s"]
     print(
@@ -729,9 +770,19 @@ def print_report(
     )
     for cause, s in data["failovers_by_cause"].items():
         print(f"  {cause:10} {s['n']:4}  {fmt(s['min'])} / {fmt(s['median'])} / {fmt(s['max'])}")
+    stalls = data["file_stalls"]
+    print(
+        f"file stalls (no member renewed for more than D): {len(stalls)}"
+        + "".join(
+            f"\n  {st['start']:.3f}-{st['end']:.3f} s ({st['end'] - st['start']:.3f} s), "
+            f"paused over it: {', '.join(st['paused']) or 'none'}"
+            for st in stalls
+        )
+    )
     gap = data["renewal_gap_s"]
     print(
-        f"renewal gaps (I = {args.interval:g} s): median {fmt(gap['median'])}, p99 "
+        f"renewal gaps outside the stalls (I = {args.interval:g} s): median "
+        f"{fmt(gap['median'])}, p99 "
         f"{fmt(gap['p99'])}, max {fmt(gap['max'])} s; {data['renewal_gaps_over_deadline']} "
         f"over D, {data['renewal_gaps_over_lease']} over L (of {gap['n']})"
     )
