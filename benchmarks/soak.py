@@ -243,17 +243,18 @@ class Driver:
     def _count(self, kind: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
-    def inject(self) -> None:
-        """One random fault on the leader (half the time) or on a random running member."""
+    def inject(self, aim: float, pick: float, roll: float, length: float) -> None:
+        """One fault: on the leader (``aim`` < 0.5) or a running member (``pick``).
+
+        The four uniform draws come from the burst's plan, so that what the run does
+        never changes which numbers the seed gives next.
+        """
         if len(self.down) + len(self.paused) >= self.max_faulty:
             self._count("skipped (too many faulty)")
             return
         candidates = self.running()
-        aim_leader = self.rng.random() < 0.5
-        roll = self.rng.random()
-        length = self.rng.random()  # drawn always, so the schedule does not fork
-        node = self.rng.choice(candidates)
-        if aim_leader and self.leader in candidates:
+        node = candidates[min(len(candidates) - 1, int(pick * len(candidates)))]
+        if aim < 0.5 and self.leader in candidates:
             node = self.leader
         t = self.timing
         if roll < 0.3:
@@ -298,11 +299,17 @@ class Driver:
 
     def burst(self, length: float) -> None:
         """Inject faults for ``length`` seconds, then wait for all of them to end."""
-        t = self.timing
-        burst_end = time.monotonic() + length
-        while time.monotonic() < burst_end:
-            self.inject()
-            self.idle(min(burst_end, time.monotonic() + self.rng.expovariate(2.0 / t.lease)))
+        # The whole plan is drawn first: fault times (exponential spacing, mean L/2) and
+        # each fault's draws. The seed thus gives the same plan whatever the run does.
+        plan = []
+        offset = 0.0
+        while (offset := offset + self.rng.expovariate(2.0 / self.timing.lease)) < length:
+            plan.append((offset, [self.rng.random() for _ in range(4)]))
+        begin = time.monotonic()
+        for at, draws in plan:
+            self.idle(begin + at)
+            self.inject(*draws)
+        self.idle(begin + length)
         while self.paused or self.down:
             self.idle(time.monotonic() + TICK)
         self.final_blow()
