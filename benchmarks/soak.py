@@ -183,7 +183,6 @@ class Driver:
     samples: int = 0
     versions: list[int] = dataclasses.field(default_factory=list)
     leader: str = ""
-    last_record: Record | None = None
     _next_sample: float = 0.0
     #: When the driver last signalled or restarted a member (host monotonic).
     last_action: float = 0.0
@@ -223,7 +222,6 @@ class Driver:
             self.violations.append("record lost: the row is gone")
         self.versions.append(record.version)
         self.leader = record.leader_id
-        self.last_record = record
 
     # -- faults
 
@@ -274,16 +272,16 @@ class Driver:
             self.last_action = self.lab.kill(node, signal.SIGCONT)
             self._count("short pause (< slack)")
         if node == self.leader:
-            self._count("aimed at the leader")
+            self._count("of these, on the leader")
 
-    def end_due(self, now: float, *, everything: bool = False) -> None:
+    def end_due(self, now: float) -> None:
         """Resume the paused members and restart the killed ones whose time has come."""
         for node, at in sorted(self.paused.items()):
-            if everything or at <= now:
+            if at <= now:
                 del self.paused[node]
                 self.last_action = self.lab.kill(node, signal.SIGCONT)
         for node, at in sorted(self.down.items()):
-            if everything or at <= now:
+            if at <= now:
                 del self.down[node]
                 self.last_action = time.monotonic()
                 self.lab.start(node)
@@ -718,6 +716,9 @@ def summary_dict(
         "recovery_bound_s": report["recovery_bound"],
         "overlap_minus_theory_s": report["overlap_minus_theory"],
         "stop_after_wake_s": report["stop_after_wake"],
+        "shortest_pause_with_overlap_s": min(
+            (o.pause.duration for o in overlaps if o.pause is not None), default=None
+        ),
         "predicted_failover_s": report["predicted_failover"],
         "failovers_by_cause": report["failovers_by_cause"],
         "renewal_gap_s": report["renewal_gap"],
@@ -756,6 +757,10 @@ def print_report(
     print(
         f"  overlap minus the theory's P - L per explained overlap: min {fmt(diff['min'])} / "
         f"median {fmt(diff['median'])} / max {fmt(diff['max'])} s"
+    )
+    print(
+        f"  the shortest pause that led to an overlap: "
+        f"{fmt(data['shortest_pause_with_overlap_s'])} s (L = {args.lease:g} s)"
     )
     wake = data["stop_after_wake_s"]
     print(
