@@ -9,6 +9,8 @@ Tiers:
 - ``python -m pytest --full`` (what ``.ci/run`` runs as well) is the full tier: everything,
   every catalogue variant over all of its seeds. ``LEADERSIM_FULL=1`` is the same switch
   for a run that cannot pass options.
+- Tests marked ``soak`` (the 5-minute soak of benchmarks/soak.py) run in neither tier;
+  ``-m soak`` selects them.
 
 Server tests read their URL from the environment and skip with a reason when the server is
 unreachable, unless ``LEADERSIM_REQUIRE_SERVERS=1`` (as in CI) turns that into a failure.
@@ -63,6 +65,7 @@ REAL_TIME_MODULES = {
     "test_orm_faults.py",
     "test_orm_processes.py",
     "test_fault_parity.py",
+    "test_soak.py",
 }
 
 
@@ -70,6 +73,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.name in REAL_TIME_MODULES:
             item.add_marker(pytest.mark.xdist_group("real-time"))
+    # The soak runs for minutes: in neither tier unless asked for by name (`-m soak`).
+    if "soak" not in (config.getoption("markexpr", "") or ""):
+        soaks = [item for item in items if item.get_closest_marker("soak")]
+        if soaks:
+            config.hook.pytest_deselected(items=soaks)
+            items[:] = [item for item in items if not item.get_closest_marker("soak")]
     if full_tier():
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
