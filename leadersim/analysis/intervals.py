@@ -33,6 +33,7 @@ import itertools
 import statistics
 from collections.abc import Iterable, Sequence
 
+from leadersim.faults import FAULT_KINDS
 from leadersim.trace import EventKind, TraceEvent
 
 __all__ = [
@@ -251,7 +252,9 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
     """Seconds from what took the acting leader down to the next start on another node.
 
     The cause is the latest fault on the old leader that started during its term (or
-    within one lease before its term ended); failing that, its last successful renewal.
+    within one lease before its term ended) and no later than its end; failing that, its
+    last successful renewal. A member's (re)start is never a cause: it does not take a
+    leader down, and a restart of the killed leader must not shorten the failover it is in.
     """
     faults: dict[str, list[float]] = {}
     renewals: dict[str, list[float]] = {}
@@ -263,7 +266,7 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
             lease_until = event.details.get("lease_until")
             if isinstance(lease_until, int | float):
                 leases[event.node] = float(lease_until) - event.local_time
-        elif kind is EventKind.FAULT_START:
+        elif kind is EventKind.FAULT_START and not _is_membership(event.details.get("kind")):
             faults.setdefault(event.node, []).append(event.true_time)
     latencies: list[float] = []
     terms = sorted(acting, key=lambda i: i.start)
@@ -274,7 +277,7 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
         since = min(previous.start, previous.end - window)
         # Times are in trace order, so the latest cause is found by bisection.
         node_faults = faults.get(previous.node, [])
-        last = bisect.bisect_right(node_faults, current.start) - 1
+        last = bisect.bisect_right(node_faults, min(previous.end, current.start)) - 1
         if last >= 0 and node_faults[last] >= since:
             latencies.append(current.start - node_faults[last])
             continue
@@ -283,6 +286,12 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
         if last >= 0:
             latencies.append(current.start - node_renewals[last])
     return latencies
+
+
+def _is_membership(kind: object) -> bool:
+    """Whether a fault kind only (re)starts members (``start``, ``restart``)."""
+    row = FAULT_KINDS.get(kind) if isinstance(kind, str) else None
+    return row is not None and row.scope == "membership"
 
 
 class VerdictLevel(enum.StrEnum):
