@@ -57,6 +57,7 @@ from leadersim.config import (
 )
 from leadersim.elector import Elector
 from leadersim.errors import ConfigError, LeadersimError, NotLeaderError, StorageError
+from leadersim.faults import FAULT_KINDS
 from leadersim.storage import FaultyStorage, open_storage
 from leadersim.storage.base import TABLE_NAME_ELECTION, LeaderLockStorage, Storage
 from leadersim.trace import (
@@ -1222,15 +1223,6 @@ def _env() -> dict[str, str]:
 
 # ---------------------------------------------------------------------- scenarios
 
-#: Fault kinds the lab executes by signal, control message or process start.
-_PROCESS_KINDS = ("crash", "restart", "start", "pause", "cancel", "resign")
-#: Why a kind cannot run for real. TODO(faults table): FAULT_KINDS[kind].real.
-_NOT_REAL = {
-    "clock_drift": "a real clock's rate cannot be changed",
-    "clock_step": "a real host's clocks cannot be stepped for one process",
-}
-_STORAGE_KINDS = ("cut", "slow", "error", "ambiguous", "conflicts", "busy")
-
 
 def check_real(scenario: Scenario) -> None:
     """Refuse a scenario the real lab cannot run, before anything starts.
@@ -1248,9 +1240,7 @@ def check_real(scenario: Scenario) -> None:
             "clock's rate and offset cannot be changed; drop 'clocks' to run it for real"
         )
     for index, fault in enumerate(scenario.faults):
-        reason = _NOT_REAL.get(fault.kind)
-        if reason is None and fault.kind not in (*_PROCESS_KINDS, *_STORAGE_KINDS):
-            reason = "the lab has no real action for it"
+        reason = FAULT_KINDS[fault.kind].real
         if reason is not None:
             raise ConfigError(
                 f"faults[{index}]: kind {fault.kind!r} cannot run in the real lab: {reason}"
@@ -1365,8 +1355,8 @@ class _ScenarioRun:
         lab, kind = self.lab, fault.kind
         details = self._details(index, fault)
         params = {k: v for k, v in fault.params if k != "duration"}
-        if kind in _STORAGE_KINDS:
-            if kind != "ambiguous":  # one-shot: it belongs to the process it hit
+        if FAULT_KINDS[kind].scope == "storage":
+            if FAULT_KINDS[kind].ends == "duration":  # one-shot ones hit one process
                 self.storage.setdefault(node, {})[index] = (kind, params)
             message = {"op": "start_fault", "fault": index, "kind": kind, "params": params}
             if not lab.send(node, message):
@@ -1402,7 +1392,7 @@ class _ScenarioRun:
     def _end_fault(self, index: int, fault: Fault, node: str) -> None:
         lab, kind = self.lab, fault.kind
         end: dict[str, Scalar] = {"fault": index, "kind": kind}
-        if kind in _STORAGE_KINDS:
+        if FAULT_KINDS[kind].scope == "storage":
             self.storage.get(node, {}).pop(index, None)
             if not lab.send(node, {"op": "end_fault", "fault": index}):
                 lab._record(EventKind.FAULT_END, node, end)

@@ -38,6 +38,7 @@ from leadersim.config import (
     Config,
 )
 from leadersim.errors import ConfigError
+from leadersim.faults import FAULT_KINDS
 from leadersim.sim.faults import (
     MIN_DRIFT_PPM,
     SPECIAL_TARGETS,
@@ -67,8 +68,6 @@ _CONFIG_TIMES = {
     "renew_deadline": DEFAULT_RENEW_DEADLINE,
     "callback_failure_backoff": 0.0,
 }
-#: Fault parameters that are seconds. TODO(faults table): read FAULT_KINDS[kind].time_params.
-_FAULT_TIMES = ("duration", "latency_s", "after_s", "delay_s", "resign_duration", "seconds")
 #: Latency fields that are seconds (``sigma`` and ``tail_p`` are shapes, not times).
 _LATENCY_TIMES = (
     "value_s",
@@ -398,7 +397,8 @@ class Scenario:
             callback["writes_per_s"] = self.callback.writes_per_s / factor
             spec["callback"] = callback
         spec["faults"] = [
-            {**times(f, _FAULT_TIMES), "at": f["at"] * factor} for f in spec["faults"]
+            {**times(f, FAULT_KINDS[f["kind"]].time_params), "at": f["at"] * factor}
+            for f in spec["faults"]
         ]
         for key in ("duration", "start_stagger", "start_jitter"):
             spec[key] = spec[key] * factor
