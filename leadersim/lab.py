@@ -59,7 +59,7 @@ from leadersim.elector import Elector
 from leadersim.errors import ConfigError, LeadersimError, NotLeaderError, StorageError
 from leadersim.faults import FAULT_KINDS
 from leadersim.storage import FaultyStorage, open_storage
-from leadersim.storage.base import TABLE_NAME_ELECTION, LeaderLockStorage, Storage
+from leadersim.storage.base import TABLE_NAME_ELECTION, Storage
 from leadersim.trace import (
     EventKind,
     Observer,
@@ -244,18 +244,20 @@ def writes_table(table: str) -> str:
 class _GuardedWrites:
     """The leader workload's writes into ``<table>_writes`` of the member's database.
 
-    Like the simulator's protected resource, these writes do not go through the member's
-    storage faults (a cut from the election record leaves the work's own connection
-    alone). Each write is traced as a ``guarded_write`` event with the simulator's
-    details. Whether a write is stale is decided by ``txn_with_leader_lock``: it checks,
-    in the write's own transaction, that the stored record names the writer. Fenced, a
-    stale write is rejected; unfenced it is then inserted anyway, in a transaction of its
-    own (its ``leader_id`` is read just after the check).
+    Like the simulator's protected resource, these writes are separate from the election
+    record's traffic: they go over a storage connection of their own, which the member's
+    storage faults do not touch, and a write once sent completes even if the work is
+    cancelled meanwhile (it is in flight). Each write is traced as a ``guarded_write``
+    event with the simulator's details. Whether a write is stale is decided by
+    ``txn_with_leader_lock``: it checks, in the write's own transaction, that the stored
+    record names the writer. Fenced, a stale write is rejected; unfenced it is then
+    inserted anyway, in a transaction of its own (its ``leader_id`` is read just after
+    the check).
     """
 
     def __init__(
         self,
-        storage: LeaderLockStorage,
+        target: str,
         node: str,
         *,
         db: str | None,
@@ -263,16 +265,20 @@ class _GuardedWrites:
         fencing: bool,
         observer: Observer,
     ) -> None:
-        self._storage = storage
+        self._target = target
         self._node = node
         self._db = db
+        self._election_table = table
         self._table = writes_table(table)
         self._fencing = fencing
         self._observer = observer
-        self._conn: Any = None  # a second SQLite connection, for unfenced stale inserts
+        self._storage: Any = None  # its own SQLStorage / ORMStorage
+        self._conn: Any = None  # a SQLite connection for unfenced stale inserts
+        self._in_flight: set[asyncio.Task[bool]] = set()
 
     async def open(self) -> None:
-        """Create the writes table if it is missing (a race with other members is fine)."""
+        """Connect, and create the writes table if it is missing (races are fine)."""
+        self._storage = await open_storage(self._target, self._election_table)
         ddl = _WRITES_DDL.format(table=self._table)
         if self._db is not None:
             import aiosqlite
@@ -282,7 +288,7 @@ class _GuardedWrites:
             return
         import sqlalchemy as sa
 
-        engine = self._storage.engine  # type: ignore[attr-defined]
+        engine = self._storage.engine
         for attempt in range(3):
             try:
                 async with engine.begin() as conn:
@@ -295,13 +301,27 @@ class _GuardedWrites:
                 await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        """Close the second connection, if any."""
+        """Let the writes in flight land (briefly), then close the connections."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=5.0)
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._storage is not None:
+            await self._storage.close()
+            self._storage = None
 
     async def write(self, seq: int) -> bool:
-        """Guarded write number ``seq``; returns whether it was accepted."""
+        """Send guarded write number ``seq``; returns whether it was accepted.
+
+        Cancelling the caller does not take the write back: it lands and is traced.
+        """
+        task = asyncio.ensure_future(self._write(seq))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(task)
+
+    async def _write(self, seq: int) -> bool:
         sent_at = time.monotonic()
         row = {"node": self._node, "seq": seq, "sent_at": sent_at, "fenced": int(self._fencing)}
         insert = _WRITES_INSERT.format(table=self._table)
@@ -341,9 +361,8 @@ class _GuardedWrites:
             return
         import sqlalchemy as sa
 
-        engine = self._storage.engine  # type: ignore[attr-defined]
         try:
-            async with engine.begin() as conn:
+            async with self._storage.engine.begin() as conn:
                 await conn.execute(sa.text(insert), row)
         except sa.exc.DBAPIError as exc:
             raise StorageError(f"{self._table}: {exc}") from exc
@@ -420,7 +439,7 @@ async def serve_member(settings: MemberSettings, *, stop: asyncio.Event | None =
             if settings.callback is not None:
                 if float(spec.get("writes_per_s", 1.0)) > 0:
                     writes = _GuardedWrites(
-                        storage,
+                        str(target),
                         settings.id,
                         db=settings.db,
                         table=settings.table,
@@ -660,6 +679,8 @@ class Lab:
         self._run_origin = 0.0
         self._incarnations: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Every process id this lab has spawned, restarts included (to check none is left).
+        self.pids: list[int] = []
         self._logs: dict[str, IO[bytes]] = {}
         # What the lab itself does to its members (the run's start, signals, restarts) is
         # written to lab.jsonl as it happens, in the simulator's fault schema, so that the
@@ -809,6 +830,7 @@ class Lab:
         self.processes[node_id] = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=_env()
         )
+        self.pids.append(self.processes[node_id].pid)
 
     def send(self, node_id: str, message: Mapping[str, Any]) -> bool:
         """Send one control message (a JSON object) to ``node_id``'s running process.
@@ -1130,7 +1152,12 @@ class Lab:
             end,
             name=scenario.name,
             seed=self.seed,
-            meta={"scenario": scenario, "source": "lab", "trace_dir": str(self.trace_dir)},
+            meta={
+                "scenario": scenario,
+                "source": "lab",
+                "trace_dir": str(self.trace_dir),
+                "pids": list(self.pids),
+            },
         )
 
     def stored_leader(self) -> str:
