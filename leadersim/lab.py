@@ -22,7 +22,17 @@ while its leader callback ran gets a ``callback_stopped`` (reason ``crashed``) t
 the simulator records a crash: its process is gone, so nothing of it acts any more. A
 saved directory therefore reads back (:func:`~leadersim.trace.read_trace_dir`, or
 ``Result.from_trace_dir``) to the very trace :meth:`Lab.read_trace` gives, and to the same
-verdict. Stdlib and leadersim's core only: no pandas, no simpy.
+verdict.
+
+:func:`run_scenario` (and :meth:`Lab.run_scenario`) runs a scenario, the simulator's data,
+for real: members started as the simulator starts its nodes, each fault of the schedule a
+real action at its time (``SIGKILL``, ``SIGSTOP``/``SIGCONT``, ``SIGTERM``, a new process,
+or a control message on the member's stdin for ``resign`` and the storage faults, which
+the member's :class:`~leadersim.storage.FaultyStorage` inflicts), and the scenario's
+workload in every member (:func:`~leadersim.workload.leader_workload`, guarded writes to
+``<table>_writes``). Each member gets one :class:`MemberSettings`. Kinds that cannot be
+real are refused first (:func:`check_real`). A member process imports no pandas and no
+simpy; only :func:`run_scenario` reads scenarios (lazily).
 """
 
 from __future__ import annotations
