@@ -93,6 +93,7 @@ __all__ = [
     "Lab",
     "LabError",
     "MemberSettings",
+    "READY_MARK",
     "check_real",
     "read_trace_dir",
     "run_member",
@@ -111,6 +112,8 @@ LAB_TRACE_NAME = "lab.jsonl"
 DEFAULT_STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
 _DURATIONS = ("lease_duration", "renew_interval", "renew_deadline")
+#: Seconds the lab waits for a scenario's members to be ready before the run starts.
+READY_TIMEOUT = 60.0
 
 
 async def _hold_leadership() -> None:
@@ -132,6 +135,8 @@ def _trace_sink(path: str | Path | None) -> Iterator[IO[str] | None]:
         yield sink
 
 
+#: What a member started with ``wait_for_go`` logs when it is ready to start its election.
+READY_MARK = "ready, waiting for the lab's go"
 #: Keys of a member's ``callback`` settings (the scenario's built-in workload).
 CALLBACK_KEYS = ("stop_latency", "writes_per_s", "prepare_s", "raise_after_s")
 
@@ -165,6 +170,10 @@ class MemberSettings:
         control: Whether the member reads control messages (JSON lines) on stdin; end
             of input then stops it gracefully (what the lab's members do, so that a dead
             lab leaves no member behind).
+        wait_for_go: Get everything ready (imports, database, workload), log
+            :data:`READY_MARK`, then wait for the control message ``{"op": "go"}``
+            before the election starts: so the lab can start members at exact instants
+            although starting a process takes a while. Needs ``control``.
     """
 
     id: str
@@ -181,6 +190,7 @@ class MemberSettings:
     fencing: bool = False
     trace_storage: bool = True
     control: bool = False
+    wait_for_go: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str):
@@ -197,6 +207,8 @@ class MemberSettings:
                 raise ConfigError(
                     f"member settings: callback key(s) {unknown}; allowed: {list(CALLBACK_KEYS)}"
                 )
+        if self.wait_for_go and not self.control:
+            raise ConfigError("member settings: wait_for_go needs control (the go comes on stdin)")
         reserved = sorted(set(self.config) & _RESERVED_CONFIG)
         if reserved:
             raise ConfigError(
@@ -487,10 +499,15 @@ async def serve_member(settings: MemberSettings, *, stop: asyncio.Event | None =
             )
             holder.append(elector)
             control: asyncio.Task[None] | None = None
+            go = asyncio.Event()
             if settings.control:
-                control = asyncio.create_task(_read_control(elector, faulty, observer, stop))
+                control = asyncio.create_task(_read_control(elector, faulty, observer, stop, go))
             try:
-                await _run_until_stopped(elector, stop)
+                if settings.wait_for_go:
+                    _logger.info("%s: %s", settings.id, READY_MARK)
+                    await _first(go, stop)
+                if not stop.is_set():
+                    await _run_until_stopped(elector, stop)
             finally:
                 if control is not None:
                     control.cancel()
@@ -507,16 +524,28 @@ async def _no_write(seq: int) -> bool:
     return False
 
 
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 async def _read_control(
     elector: Elector,
     faulty: FaultyStorage | None,
     observer: _QuietFaults,
     stop: asyncio.Event,
+    go: asyncio.Event,
 ) -> None:
     """Obey the lab's control messages on stdin until it ends, then stop the member.
 
-    One JSON object per line: ``{"op": "start_fault", "fault": N, "kind": K, "params":
-    {...}, "traced": true}``, ``{"op": "end_fault", "fault": N}``, ``{"op": "resign",
+    One JSON object per line: ``{"op": "go"}`` (start the election, see
+    ``wait_for_go``), ``{"op": "start_fault", "fault": N, "kind": K, "params": {...},
+    "traced": true}``, ``{"op": "end_fault", "fault": N}``, ``{"op": "resign",
     "duration": S}``, ``{"op": "stop"}``. A bad message is logged and skipped.
     """
     loop = asyncio.get_running_loop()
@@ -532,6 +561,9 @@ async def _read_control(
                 op = message["op"]
                 if op == "stop":
                     break
+                if op == "go":
+                    go.set()
+                    continue
                 if op == "resign":
                     task = asyncio.create_task(
                         _resign_quietly(elector, float(message.get("duration") or 0.0))
@@ -691,6 +723,7 @@ class Lab:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         #: Every process id this lab has spawned, restarts included (to check none is left).
         self.pids: list[int] = []
+        self._log_offsets: dict[str, int] = {}
         self._logs: dict[str, IO[bytes]] = {}
         # What the lab itself does to its members (the run's start, signals, restarts) is
         # written to lab.jsonl as it happens, in the simulator's fault schema, so that the
@@ -789,7 +822,7 @@ class Lab:
                 self._record_fault(node_id, "restart", None, time.monotonic())
             self._spawn(node_id)
 
-    def settings_for(self, node_id: str) -> MemberSettings:
+    def settings_for(self, node_id: str, *, wait_for_go: bool = False) -> MemberSettings:
         """The :class:`MemberSettings` the lab starts ``node_id``'s next process with."""
         merged = {
             "lease_duration": self.lease_duration,
@@ -798,7 +831,7 @@ class Lab:
             **self.config,
             **self.nodes_config.get(node_id, {}),
         }
-        durations = {k: float(merged.pop(k)) for k in _DURATIONS}
+        lease, interval, deadline = (float(merged.pop(k)) for k in _DURATIONS)
         incarnation = self._incarnations.get(node_id, 0)
         seed: int | str
         if self._sim_seeds:
@@ -820,16 +853,20 @@ class Lab:
             fencing=self.fencing,
             trace_storage=self.trace_storage,
             control=True,
-            **durations,
+            wait_for_go=wait_for_go,
+            lease_duration=lease,
+            renew_interval=interval,
+            renew_deadline=deadline,
         )
 
-    def _spawn(self, node_id: str) -> None:
+    def _spawn(self, node_id: str, *, wait_for_go: bool = False) -> None:
         self.trace_dir.mkdir(parents=True, exist_ok=True)
         old_log = self._logs.pop(node_id, None)
         if old_log is not None:
             old_log.close()
         log = self._logs[node_id] = open(self.log_path(node_id), "ab")  # noqa: SIM115
-        settings = self.settings_for(node_id)
+        self._log_offsets[node_id] = log.tell()
+        settings = self.settings_for(node_id, wait_for_go=wait_for_go)
         self._incarnations[node_id] = self._incarnations.get(node_id, 0) + 1
         command = [sys.executable, "-m", "leadersim", "member", "--settings", settings.to_json()]
         old = self.processes.get(node_id)
@@ -841,6 +878,31 @@ class Lab:
             command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=_env()
         )
         self.pids.append(self.processes[node_id].pid)
+
+    def wait_ready(self, node_ids: Iterable[str], timeout: float) -> None:
+        """Wait until members spawned with ``wait_for_go`` have logged :data:`READY_MARK`.
+
+        Raises:
+            LabError: one exited first, or not all were ready within ``timeout`` seconds.
+        """
+        waiting = set(node_ids)
+        give_up_at = time.monotonic() + timeout
+        while waiting:
+            for node_id in sorted(waiting):
+                with open(self.log_path(node_id), "rb") as log:
+                    log.seek(self._log_offsets.get(node_id, 0))
+                    if READY_MARK.encode() in log.read():
+                        waiting.discard(node_id)
+                    elif not self.is_running(node_id):
+                        raise LabError(
+                            f"member {node_id!r} exited before it was ready\n{self.describe()}"
+                        )
+            if waiting and time.monotonic() >= give_up_at:
+                raise LabError(
+                    f"members {sorted(waiting)} not ready within {timeout:g} s\n{self.describe()}"
+                )
+            if waiting:
+                time.sleep(_POLL_INTERVAL)
 
     def send(self, node_id: str, message: Mapping[str, Any]) -> bool:
         """Send one control message (a JSON object) to ``node_id``'s running process.
@@ -1135,8 +1197,8 @@ class Lab:
         At ``duration`` the members are stopped; the result covers ``[0, duration]``
         (the shutdown after it is in the saved traces only).
 
-        A SQLite database is emptied first (election record and writes), so a record
-        left by an earlier run does not delay the first election.
+        The database is emptied first (the election record and the writes table), so a
+        record left by an earlier run does not delay the first election.
 
         Raises:
             ConfigError: the scenario cannot run for real (nothing is started).
@@ -1147,8 +1209,7 @@ class Lab:
         check_real(scenario)
         if self._lab_trace is not None:
             raise ValueError("this lab has run already; use a new Lab for another run")
-        if self.url is None:
-            self._reset_database()
+        self._reset_database()
         run = _ScenarioRun(self, scenario)
         # The shutdown's signals are numbered after the schedule's faults.
         self._faults = len(scenario.faults)
@@ -1200,7 +1261,10 @@ class Lab:
             return ""
 
     def _reset_database(self) -> None:
-        """Empty the election table and the writes table of the SQLite file, if present."""
+        """Empty the election table and the writes table, where they exist."""
+        if self.url is not None:
+            asyncio.run(self._reset_server())
+            return
         if not self.db_path.exists():
             return
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=10.0)) as connection:
@@ -1209,6 +1273,20 @@ class Lab:
                 if table in tables:
                     connection.execute(f'DELETE FROM "{table}"')
             connection.commit()
+
+    async def _reset_server(self) -> None:
+        import sqlalchemy as sa
+
+        storage = await open_storage(self.url or "", self.table_name)  # creates the table
+        try:
+            engine = storage.engine  # type: ignore[union-attr]
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(f"DELETE FROM {self.table_name}"))
+            with contextlib.suppress(sa.exc.DBAPIError):  # no writes table yet
+                async with engine.begin() as conn:
+                    await conn.execute(sa.text(f"DELETE FROM {writes_table(self.table_name)}"))
+        finally:
+            await storage.close()
 
     # ------------------------------------------------------------------ database
 
@@ -1312,6 +1390,13 @@ class _ScenarioRun:
     def run(self) -> float:
         """Run to the scenario's end; returns the end instant (host monotonic seconds)."""
         lab, scenario = self.lab, self.scenario
+        # A process takes a while to start (imports, a server connection): the members
+        # get ready first, and the run starts once they all are; each then starts its
+        # election at its instant, on the lab's "go".
+        for node in scenario.nodes:
+            lab.trace_path(node).unlink(missing_ok=True)
+            lab._spawn(node, wait_for_go=True)
+        lab.wait_ready(scenario.nodes, READY_TIMEOUT)
         lab._begin_run()
         self.origin = lab._run_origin
         # The simulator's start rule and seed stream: n1 at 0, the others after the
@@ -1321,7 +1406,7 @@ class _ScenarioRun:
             at = (
                 0.0 if i == 0 else scenario.start_stagger + phases.uniform(0, scenario.start_jitter)
             )
-            self._at(at, lambda node=node: self._start(node))  # type: ignore[misc]
+            self._at(at, lambda node=node: self._go(node))  # type: ignore[misc]
         instants: dict[float, list[int]] = {}
         for index, fault in enumerate(scenario.faults):
             instants.setdefault(fault.at, []).append(index)
@@ -1446,8 +1531,13 @@ class _ScenarioRun:
 
     # ------------------------------------------------------------------ processes
 
+    def _go(self, node: str) -> None:
+        """Start the election of a member spawned ready (or spawn it, if it died)."""
+        if not self.lab.send(node, {"op": "go"}):
+            self._start(node)
+
     def _start(self, node: str) -> None:
-        """Start ``node`` (first start, ``start`` or ``restart``) unless it runs.
+        """Start ``node`` (``start`` or ``restart``) unless it runs.
 
         A member still stopping after a ``cancel`` is waited for, then started: as in
         the simulator, it comes back once it has stopped.

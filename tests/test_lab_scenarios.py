@@ -265,3 +265,28 @@ def test_a_member_whose_lab_dies_stops_by_itself(tmp_path: Path) -> None:
         finally:
             if parent.poll() is None:
                 parent.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["postgres_url", "mysql_url"])
+def test_a_scenario_runs_for_real_on_a_database_server(
+    server: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue(server)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_scenario(
+            "leader-pause-longer-than-lease[fencing]",
+            scale=0.05,
+            duration=5.0,
+            url=url,
+            trace_dir=tmp_path / "t",
+        )
+    try:
+        summary = result.summary()
+        # Fenced writes on the server: the paused leader's pending write is rejected.
+        assert summary["level"] == "OVERLAP-FENCED", result.verdict.line()
+        assert summary["stale_rejected"] >= 1
+        assert summary["leader_changes"] == 1
+    finally:
+        assert_no_member_left(result)
