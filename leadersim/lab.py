@@ -575,11 +575,16 @@ async def _read_control(
                         raise ValueError("storage faults need trace_storage (a FaultyStorage)")
                     index = int(message["fault"])
                     if op == "end_fault":
-                        faulty.end_fault(index)  # type: ignore[attr-defined]
+                        faulty.end_fault(index)
                     else:
                         if not message.get("traced", True):
                             observer.quiet.add(index)
-                        faulty.start_fault(index, message["kind"], message.get("params") or {})  # type: ignore[attr-defined]
+                        faulty.start_fault(
+                            index,
+                            message["kind"],
+                            message.get("params") or {},
+                            target=message.get("target"),
+                        )
                 else:
                     raise ValueError(f"unknown op {op!r}")
             except Exception as exc:  # a bad message must not kill the member
@@ -1476,11 +1481,18 @@ class _ScenarioRun:
     def _start_fault(self, index: int, fault: Fault, node: str) -> None:
         lab, kind = self.lab, fault.kind
         details = self._details(index, fault)
-        params = {k: v for k, v in fault.params if k != "duration"}
         if FAULT_KINDS[kind].scope == "storage":
             if FAULT_KINDS[kind].ends == "duration":  # one-shot ones hit one process
-                self.storage.setdefault(node, {})[index] = (kind, params)
-            message = {"op": "start_fault", "fault": index, "kind": kind, "params": params}
+                # Re-sent without its duration: the lab ends it, on the schedule's time.
+                rest = {k: v for k, v in fault.params if k != "duration"}
+                self.storage.setdefault(node, {})[index] = (kind, rest)
+            message = {
+                "op": "start_fault",
+                "fault": index,
+                "kind": kind,
+                "params": dict(fault.params),
+                "target": details["target"],
+            }
             if not lab.send(node, message):
                 # Down: the lab traces the start; a restarted process gets the fault.
                 lab._record(EventKind.FAULT_START, node, details)
