@@ -290,3 +290,69 @@ def test_a_scenario_runs_for_real_on_a_database_server(
         assert summary["leader_changes"] == 1
     finally:
         assert_no_member_left(result)
+
+
+# ---------------------------------------------------------------------- the schedule
+
+
+@pytest.mark.slow
+def test_the_schedule_runs_in_real_time_pauses_compose_and_restarts_append(
+    tmp_path: Path,
+) -> None:
+    scenario = {
+        "nodes": ["n1", "n2"],
+        "config": {"lease_duration": 1.0, "renew_interval": 0.1, "renew_deadline": 0.5},
+        "callback": {"stop_latency": 0.0, "writes_per_s": 5, "prepare_s": 0.05},
+        "start_stagger": 0.2,
+        "start_jitter": 0.0,
+        "faults": [
+            {"at": 1.0, "kind": "pause", "target": "n1", "duration": 1.0},
+            {"at": 1.0, "kind": "crash", "target": "n2"},
+            {"at": 1.5, "kind": "pause", "target": "n1", "duration": 1.0},
+            {"at": 2.0, "kind": "restart", "target": "fault:1"},
+            {"at": 3.0, "kind": "start", "target": "n3"},
+            {"at": 4.0, "kind": "resign", "target": "leader", "resign_duration": 1.0},
+        ],
+        "duration": 5.5,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_scenario(scenario, db_path=tmp_path / "e.db", trace_dir=tmp_path / "t")
+    try:
+        events = result.events
+        lab_events = [e for e in events if e.kind in (EventKind.FAULT_START, EventKind.FAULT_END)]
+        by_fault = {(e.details["fault"], e.kind): e for e in lab_events}
+        # Each fault at its time (the lab's clock and the members' are one), numbered as
+        # in the schedule.
+        for (index, kind), event in by_fault.items():
+            if kind is EventKind.FAULT_START:
+                assert event.true_time == pytest.approx(
+                    result.meta["scenario"].faults[index].at, abs=0.15
+                )
+        # Overlapping pauses compose: n1 is continued once, when the later one ends (2.5 s).
+        conts = [e for e in lab_events if e.details.get("signal") == "SIGCONT"]
+        assert [e.node for e in conts] == ["n1"]
+        assert conts[0].true_time == pytest.approx(2.5, abs=0.15)
+        frozen = [
+            e
+            for e in events
+            if e.node == "n1"
+            and 1.05 < e.true_time < 2.45
+            and e.kind not in (EventKind.FAULT_START, EventKind.FAULT_END)
+        ]
+        assert frozen == [], frozen
+        # The crashed n2 came back (a second election in the same trace file), n3 joined.
+        starts = [e.node for e in events if e.kind is EventKind.ELECTION_STARTED]
+        assert starts.count("n2") == 2
+        assert "n3" in starts
+        n2_trace = (tmp_path / "t" / "n2.jsonl").read_text().count('"election_started"')
+        assert n2_trace == 2
+        # The leader at 4 s resigned: its callback stopped, and someone else led after.
+        resigned = [e for e in events if e.kind is EventKind.RESIGN]
+        assert resigned, "no resign traced"
+        assert resigned[0].true_time == pytest.approx(4.0, abs=0.3)
+        later = [i for i in result.acting() if i.start > resigned[0].true_time]
+        assert later
+        assert later[0].node != resigned[0].node
+    finally:
+        assert_no_member_left(result)
