@@ -804,7 +804,14 @@ def _member_settings(args: argparse.Namespace) -> Any:
     )
 
 
+def _stopped_before_start(signum: int, frame: object) -> None:
+    # SIGTERM before the member's loop took the signal over: it has joined nothing
+    # yet, so stopping now is a graceful stop (exit 0), not a death by signal.
+    raise SystemExit(0)
+
+
 def _member(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _stopped_before_start)
     from leadersim.lab import run_member
 
     logging.basicConfig(
