@@ -277,6 +277,14 @@ _ROWS = (
         "storage",
         "each operation fails as 'database busy' with probability rate",
     ),
+    _kind(
+        "loss",
+        ("rate", "duration"),
+        (),
+        "storage",
+        "each request is lost with probability rate (never answered)",
+        describe=lambda p: f"loss {p.get('rate')}",
+    ),
 )
 
 #: Every fault kind by name (read-only).

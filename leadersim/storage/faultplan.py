@@ -15,12 +15,13 @@ Composition of overlapping faults of one kind on one member:
 - ``slow``: the active ``latency_s`` add up.
 - ``error``: with several active, the smallest ``after_s`` applies.
 - ``ambiguous``: each one arms a one-shot, used by the next committed updates in order.
-- ``conflicts``, ``busy``: independent chances, ``1 - prod(1 - rate)``.
+- ``conflicts``, ``busy``, ``loss``: independent chances, ``1 - prod(1 - rate)``.
 
 One operation, step by step (every world, in this order)::
 
     send      error fault active  -> fails after after_s (never reaches the storage)
               request cut (request/both) -> the request is lost
+              loss (chance)       -> the request is lost
               otherwise           -> travels, plus slow/2
     arrival   a write while writes are cut -> refused (StorageError)
               busy (chance)       -> refused (StorageUnavailableError)
@@ -31,7 +32,7 @@ One operation, step by step (every world, in this order)::
     reply     travels back, plus slow/2; a reply cut (reply/both) -> the reply is lost
     delivery  the caller has given up -> nothing to deliver
 
-Random draws (busy, conflicts) are made only when the fault is active, in this order,
+Random draws (loss, busy, conflicts) are made only when the fault is active, in this order,
 from the world's random source: a run without such faults draws nothing here.
 
 Each finished operation is one ``storage_op`` trace event (:meth:`OpRecord.details`, the
@@ -148,10 +149,12 @@ class StorageFaults:
     _errors: list[float] = dataclasses.field(default_factory=list, init=False)
     _conflicts: list[float] = dataclasses.field(default_factory=list, init=False)
     _busy: list[float] = dataclasses.field(default_factory=list, init=False)
+    _loss: list[float] = dataclasses.field(default_factory=list, init=False)
     # The composed values, kept up to date by the executors (read once per operation).
     _slow_s: float = dataclasses.field(default=0.0, init=False)
     _conflict_rate: float = dataclasses.field(default=0.0, init=False)
     _busy_rate: float = dataclasses.field(default=0.0, init=False)
+    _loss_rate: float = dataclasses.field(default=0.0, init=False)
 
     # ------------------------------------------------------------------ state
 
@@ -169,6 +172,11 @@ class StorageFaults:
     def busy_rate(self) -> float:
         """Chance that an operation is refused as busy (the active faults composed)."""
         return self._busy_rate
+
+    @property
+    def loss_rate(self) -> float:
+        """Chance that a request is lost (the active ``loss`` faults composed)."""
+        return self._loss_rate
 
     @property
     def error_after_s(self) -> float | None:
@@ -210,16 +218,18 @@ class StorageFaults:
         """What happens to a request as it is sent.
 
         Args:
-            rng: The world's random source (drawn from only while a fault that acts by
-                chance is active: none of the kinds so far does at this step).
+            rng: The world's random source (drawn from only while ``loss`` acts).
 
         Returns:
             ``error``: it fails after :attr:`error_after_s` without reaching the storage;
-            ``lost``: requests are cut; ``go``: it travels (plus :meth:`leg_delay`).
+            ``lost``: requests are cut, or a ``loss`` fault lost it; ``go``: it travels
+            (plus :meth:`leg_delay`).
         """
         if self._errors:
             return "error"
         if self.is_cut("request", "both"):
+            return "lost"
+        if self._loss_rate and rng.random() < self._loss_rate:
             return "lost"
         return "go"
 
@@ -351,6 +361,16 @@ def _end_busy(state: StorageFaults, params: Mapping[str, Any]) -> None:
     state._busy_rate = _composed(state._busy)
 
 
+def _start_loss(state: StorageFaults, params: Mapping[str, Any]) -> None:
+    state._loss.append(float(params["rate"]))
+    state._loss_rate = _composed(state._loss)
+
+
+def _end_loss(state: StorageFaults, params: Mapping[str, Any]) -> None:
+    _remove(state._loss, float(params["rate"]))
+    state._loss_rate = _composed(state._loss)
+
+
 #: For each storage fault kind: how to start it and how to end it.
 _EXECUTORS: Final[dict[str, tuple[_Step, _Step]]] = {
     "cut": (_start_cut, _end_cut),
@@ -359,6 +379,7 @@ _EXECUTORS: Final[dict[str, tuple[_Step, _Step]]] = {
     "ambiguous": (_start_ambiguous, _nothing),
     "conflicts": (_start_conflicts, _end_conflicts),
     "busy": (_start_busy, _end_busy),
+    "loss": (_start_loss, _end_loss),
 }
 
 

@@ -24,6 +24,7 @@ SECONDS = {
     "clock_step": ("seconds",),
     "conflicts": ("duration",),
     "busy": ("duration",),
+    "loss": ("duration",),
 }
 
 

@@ -74,6 +74,7 @@ async def script(storage: Storage, start: Start, end: End, stored_version: Versi
             ("slow", {"latency_s": 0.1}, ["get"]),
             ("ambiguous", {}, ["update"]),
             ("ambiguous", {"delay_s": LATE}, ["update"]),
+            ("loss", {"rate": 1.0}, ["get"]),
         ]
     ):
         start(index, kind, params)
@@ -168,7 +169,7 @@ async def test_the_same_storage_faults_trace_alike_in_both_worlds(tmp_path: Path
     assert [shape(op) for op in real_ops] == [shape(op) for op in sim_ops]
     assert all(op.keys() == sim_ops[0].keys() for op in real_ops + sim_ops)
     # Every storage kind was exercised, and every seen of the vocabulary came out.
-    assert set(STORAGE_KINDS) == {"cut", "error", "busy", "conflicts", "slow", "ambiguous"}
+    assert set(STORAGE_KINDS) == {"cut", "error", "busy", "conflicts", "slow", "ambiguous", "loss"}
     assert {op["seen"] for op in sim_ops} == {"ok", "error", "conflict", "no_reply", "timeout"}
     assert sim_seen == [
         "gave up",  # request cut: lost
@@ -182,4 +183,5 @@ async def test_the_same_storage_faults_trace_alike_in_both_worlds(tmp_path: Path
         "answer",  # slow, within the caller's patience
         "gave up",  # ambiguous: reply lost
         "gave up",  # ambiguous, late: the reply comes after the caller has gone
+        "gave up",  # loss: the request is lost
     ]

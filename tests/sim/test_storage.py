@@ -472,6 +472,53 @@ def test_conflict_injection_at_a_rate_hits_about_that_share_of_writes() -> None:
     assert 80 <= conflicts <= 160  # 30 % of 400, seeded: about 120
 
 
+def test_loss_loses_about_that_share_of_requests_and_they_are_never_answered(net: Net) -> None:
+    faults = net.server.faults("n1")
+    faults.start("loss", {"rate": 0.5, "duration": 100})
+
+    async def main() -> int:
+        answered = 0
+        for _ in range(200):
+            try:
+                async with asyncio.timeout(1.0):
+                    await net.client("n1").get()
+                answered += 1
+            except TimeoutError:
+                pass
+        await net.client("n2").get()  # other nodes are served
+        faults.end("loss", {"rate": 0.5, "duration": 100})
+        await net.client("n1").get()  # ended: answered again
+        return answered
+
+    answered = net.run(main)
+    ops = net.ops("n1")
+    lost = [op for op in ops if op["seen"] == "no_reply"]
+    assert all(op["outcome"] == "dropped" and op["arrived_at"] is None for op in lost)
+    assert len(lost) + answered == 200
+    assert 70 <= len(lost) <= 130  # 50 % of 200, seeded: about 100
+    assert ops[-1]["seen"] == "ok"
+
+
+def test_a_scheduled_loss_fault_loses_the_nodes_requests_only_while_it_lasts() -> None:
+    from leadersim import simulate
+
+    spec = {
+        "nodes": 3,
+        "duration": 60,
+        "faults": [{"at": 20, "kind": "loss", "target": "n1", "rate": 1.0, "duration": 10}],
+    }
+    result = simulate(spec, seed=2)
+    ops = result.storage_ops()
+    mine = ops[ops["node"] == "n1"]
+    during = mine[(mine["sent_at"] >= 20) & (mine["sent_at"] < 30)]
+    outside = mine[(mine["sent_at"] < 20) | (mine["sent_at"] >= 30)]
+    assert len(during) >= 1
+    assert set(zip(during["outcome"], during["seen"], strict=True)) == {("dropped", "no_reply")}
+    assert "no_reply" not in set(outside["seen"])
+    assert result.faults()["label"].tolist() == ["loss 1.0 (10s)"]
+    assert simulate(spec, seed=2).to_jsonl() == result.to_jsonl()  # seeded: replayable
+
+
 # ---------------------------------------------------------------------------- ambiguous
 
 

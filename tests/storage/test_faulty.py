@@ -551,6 +551,22 @@ async def test_an_ambiguous_fault_commits_the_next_update_and_loses_or_delays_it
     assert [d.get("delay_s") for kind, d in fault_events(trace)] == [None, 0.3]
 
 
+async def test_a_loss_fault_loses_requests_before_they_reach_the_database(
+    faulty: FaultyStorage, plain: SQLStorage, trace: TraceRecorder
+) -> None:
+    read = await create(faulty)
+    faulty.start_fault(0, "loss", {"rate": 1.0})
+    assert await gives_up(faulty.update(taken_over(read), True))
+    assert (await plain.get()).version == read.version  # never reached the database
+    faulty.end_fault(0)
+    await faulty.update(taken_over(read), True)
+    assert (await plain.get()).leader_id == "node-b"
+    lost, done = storage_ops(trace)[-2:]
+    assert (lost["outcome"], lost["seen"], lost["arrived_at"]) == ("dropped", "no_reply", None)
+    assert (done["outcome"], done["seen"]) == ("ok", "ok")
+    assert Result(trace.events).faults()["label"].tolist() == ["loss 1.0"]
+
+
 async def test_start_fault_refuses_what_is_not_a_storage_fault(faulty: FaultyStorage) -> None:
     with pytest.raises(ValueError, match=r"'pause' is not a storage fault kind; .*\['cut'"):
         faulty.start_fault(0, "pause", {"duration": 1})
