@@ -5,11 +5,12 @@ SQLite file; it kills the leader and shows the failover. ``leadersim member`` ru
 member in the foreground (it is what the demo and :class:`~leadersim.lab.Lab` spawn).
 ``leadersim simulate`` runs a scenario in the deterministic simulator (``--plot``,
 ``--csv``, ``--trace`` save what it saw), ``leadersim sweep`` runs one over a grid of
-values and seeds, and ``leadersim scenarios`` lists the catalogue (``--show`` prints an
-entry as a scenario file).
+values and seeds, ``leadersim lab`` runs a scenario for real (member processes, real
+faults), and ``leadersim scenarios`` lists the catalogue (``--show`` prints an entry as a
+scenario file).
 
-Exit codes: 0 done (``simulate``: the run was safe), 2 a usage error (one line on stderr,
-nothing run or written), 3 ``simulate`` found the run unsafe; 1 is ``demo``'s and
+Exit codes: 0 done (``simulate``, ``lab``: the run was safe), 2 a usage error (one line on
+stderr, nothing run or written), 3 ``simulate``/``lab`` found the run unsafe; 1 is ``demo``'s and
 ``member``'s failure (and Python's own code for a crash).
 """
 
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenarios": _scenarios,
         "demo": _demo,
         "explore": _explore,
+        "lab": _lab,
     }[args.command]
     try:
         return command(args)
@@ -183,23 +185,27 @@ def _parser() -> argparse.ArgumentParser:
     where = member.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", type=Path, help="the shared SQLite file")
     where.add_argument("--url", help="or a database URL, e.g. mariadb+aiomysql://root@host/db")
-    member.add_argument("--id", required=True, help="this member's id")
+    where.add_argument(
+        "--settings",
+        metavar="JSON|@FILE",
+        help="everything at once: a JSON object of leadersim.lab.MemberSettings (or @FILE "
+        "holding one), as the lab passes it; the other options are then not allowed",
+    )
+    member.add_argument("--id", help="this member's id (required without --settings)")
     member.add_argument(
-        "--lease", type=float, default=DEFAULT_LEASE_DURATION, metavar="SECONDS",
+        "--lease", type=float, metavar="SECONDS",
         help=f"lease duration (default: {DEFAULT_LEASE_DURATION:g})",
     )  # fmt: skip
     member.add_argument(
-        "--interval", type=float, default=DEFAULT_RENEW_INTERVAL, metavar="SECONDS",
+        "--interval", type=float, metavar="SECONDS",
         help=f"renew interval (default: {DEFAULT_RENEW_INTERVAL:g})",
     )  # fmt: skip
     member.add_argument(
-        "--deadline", type=float, default=DEFAULT_RENEW_DEADLINE, metavar="SECONDS",
+        "--deadline", type=float, metavar="SECONDS",
         help=f"renew deadline (default: {DEFAULT_RENEW_DEADLINE:g})",
     )  # fmt: skip
     member.add_argument("--trace", type=Path, help="append trace events here as JSON lines")
-    member.add_argument(
-        "--table", default=TABLE_NAME_ELECTION, help=f"table (default: {TABLE_NAME_ELECTION})"
-    )
+    member.add_argument("--table", help=f"table (default: {TABLE_NAME_ELECTION})")
     member.add_argument("--seed", type=int, help="seed of the retry jitter")
 
     simulate = commands.add_parser(
@@ -216,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _scenario_arguments(simulate)
+    _scale_argument(simulate)
     simulate.add_argument("--seed", type=int, default=0, help="the seed (default: 0)")
     simulate.add_argument(
         "--trace", type=Path, metavar="FILE.jsonl", help="write the trace here as JSON lines"
@@ -287,6 +294,48 @@ def _parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="what the heatmap shows, averaged over the seeds (default: overlap_s, the "
         "split brain in seconds; also safe, no_leader_s, failover_s, flaps ...)",
+    )
+
+    lab = commands.add_parser(
+        "lab",
+        help="run a scenario for real: members as OS processes, faults as real actions",
+        description=(
+            "Run a catalogue scenario or a scenario file with real members (OS processes "
+            "on one SQLite file, or a database URL) and its faults as real actions: crash "
+            "SIGKILL, pause SIGSTOP/SIGCONT, cancel SIGTERM, restart a new process, storage "
+            "faults in each member's fault wrapper. Kinds that cannot exist for real (clock "
+            "drift or steps) are refused. Use --scale to run a minutes-long entry in "
+            "seconds; print the verdict like `simulate`."
+        ),
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _scenario_arguments(lab)
+    _scale_argument(lab)
+    lab.add_argument(
+        "--members",
+        type=_count(1, "give at least 1 member"),
+        metavar="N",
+        help="members n1..nN instead of the scenario's nodes (applied with the --set overrides)",
+    )
+    lab_where = lab.add_mutually_exclusive_group()
+    lab_where.add_argument(
+        "--db", type=Path, help="the SQLite file (default: in a temporary dir; emptied first)"
+    )
+    lab_where.add_argument(
+        "--url", help="a database URL instead, e.g. postgresql+asyncpg://user@host:5432/db"
+    )
+    lab.add_argument("--seed", type=int, default=0, help="seeds start phases and jitter (0)")
+    lab.add_argument(
+        "--plot", type=Path, metavar="FILE", help="draw the timeline into a .png, .svg or .pdf"
+    )
+    lab.add_argument(
+        "--csv", type=Path, metavar="DIR", help="write the run's tables here, as `simulate`"
+    )
+    lab.add_argument(
+        "--trace-dir",
+        type=Path,
+        help="keep the members' traces, logs and the lab's lab.jsonl here (default: removed)",
     )
 
     scenarios = commands.add_parser(
@@ -365,6 +414,18 @@ def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _scale_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply every time of the scenario by F before the --set overrides apply "
+        "(fault times and durations, run length, lease, interval, deadline, latencies, "
+        "stop times; writes per second divided), e.g. 0.1 (default: 1)",
+    )
+
+
 def _count(minimum: int, reason: str) -> Callable[[str], int]:
     """An argparse type: a whole number >= ``minimum`` (``reason`` says why otherwise)."""
 
@@ -407,10 +468,17 @@ def _overrides(items: Sequence[str]) -> dict[str, object]:
 
 def _resolve(args: argparse.Namespace) -> Scenario:
     """The scenario of SCENARIO, --variant and --set."""
-    from leadersim.experiment import _apply_overrides, resolve_scenario
+    from leadersim.experiment import prepare_scenario
 
-    scenario = resolve_scenario(args.scenario, variant=args.variant)
-    return _apply_overrides(scenario, _overrides(args.set))
+    overrides = _overrides(args.set)
+    if getattr(args, "members", None) is not None:
+        overrides = {"nodes": args.members, **overrides}
+    return prepare_scenario(
+        args.scenario,
+        variant=args.variant,
+        scale=getattr(args, "scale", 1.0),
+        overrides=overrides,
+    )
 
 
 # ---------------------------------------------------------------------- output paths
@@ -518,6 +586,51 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.csv is not None:
         written = _write_tables(result, args.csv)
         print(f"tables: {len(written)} CSV files in {args.csv}")
+    return EXIT_OK if result.verdict.safe else EXIT_UNSAFE
+
+
+# ---------------------------------------------------------------------- lab
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from leadersim.lab import Lab, check_real
+
+    _output_file("--plot", args.plot, PLOT_SUFFIXES, "unknown picture format")
+    _output_dir("--csv", args.csv)
+    if args.db is not None and not args.db.parent.is_dir():
+        raise UsageError(f"--db {args.db}: directory {args.db.parent} does not exist")
+    if args.trace_dir is not None and args.trace_dir.exists() and not args.trace_dir.is_dir():
+        raise UsageError(f"--trace-dir {args.trace_dir}: not a directory")
+    scenario = _resolve(args)
+    check_real(scenario)
+    if args.url is not None and (failed := _check_url(args.url, "lab")):
+        return failed
+    with tempfile.TemporaryDirectory(prefix="leadersim-lab-") as scratch:
+        db_path = args.db if args.db is not None else Path(scratch) / "election.db"
+        trace_dir = args.trace_dir if args.trace_dir is not None else Path(scratch) / "traces"
+        members = ", ".join(scenario.nodes)
+        print(
+            f"leadersim lab: {scenario.name} for real, {scenario.duration:g} s, members {members}",
+            file=sys.stderr,
+        )
+        with Lab.for_scenario(
+            scenario, db_path, seed=args.seed, url=args.url, trace_dir=trace_dir
+        ) as lab:
+            result = lab.run_scenario(scenario)
+        print(
+            f"{result.name} seed={args.seed} lab ({result.end_time:g} s): {result.verdict.line()}"
+        )
+        sys.stdout.flush()
+        if args.plot is not None:
+            figure = _new_figure((12, 1.2 + 0.55 * (len(result.nodes) + 1)))
+            result.plot_timeline(ax=figure.add_subplot())
+            figure.savefig(args.plot)
+            print(f"timeline: {args.plot}")
+        if args.csv is not None:
+            written = _write_tables(result, args.csv)
+            print(f"tables: {len(written)} CSV files in {args.csv}")
+    if args.trace_dir is not None:
+        print(f"traces: {args.trace_dir}")
     return EXIT_OK if result.verdict.safe else EXIT_UNSAFE
 
 
@@ -773,7 +886,45 @@ def _show(text: str) -> int:
     return EXIT_OK
 
 
+_MEMBER_FLAGS = ("id", "lease", "interval", "deadline", "trace", "table", "seed")
+
+
+def _member_settings(args: argparse.Namespace) -> Any:
+    """The member's :class:`~leadersim.lab.MemberSettings`: --settings, or the flags."""
+    from leadersim.lab import MemberSettings
+
+    if args.settings is not None:
+        given = [f"--{flag}" for flag in _MEMBER_FLAGS if getattr(args, flag) is not None]
+        if given:
+            raise UsageError(f"--settings holds everything; do not add {', '.join(given)}")
+        text = args.settings
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        return MemberSettings.from_json(text)
+    if args.id is None:
+        raise UsageError("give --id (or --settings)")
+    return MemberSettings(
+        id=args.id,
+        db=None if args.db is None else str(args.db),
+        url=args.url,
+        lease_duration=DEFAULT_LEASE_DURATION if args.lease is None else args.lease,
+        renew_interval=DEFAULT_RENEW_INTERVAL if args.interval is None else args.interval,
+        renew_deadline=DEFAULT_RENEW_DEADLINE if args.deadline is None else args.deadline,
+        trace=None if args.trace is None else str(args.trace),
+        table=TABLE_NAME_ELECTION if args.table is None else args.table,
+        seed=args.seed,
+        trace_storage=False,
+    )
+
+
+def _stopped_before_start(signum: int, frame: object) -> None:
+    # SIGTERM before the member's loop took the signal over: it has joined nothing
+    # yet, so stopping now is a graceful stop (exit 0), not a death by signal.
+    raise SystemExit(0)
+
+
 def _member(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _stopped_before_start)
     from leadersim.lab import run_member
 
     logging.basicConfig(
@@ -781,23 +932,14 @@ def _member(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    settings = _member_settings(args)
     try:
-        run_member(
-            args.db,
-            args.id,
-            lease_duration=args.lease,
-            renew_interval=args.interval,
-            renew_deadline=args.deadline,
-            trace_path=args.trace,
-            table_name=args.table,
-            seed=args.seed,
-            url=args.url,
-        )
+        run_member(settings)
     except ConfigError as exc:  # the user's mistake: a usage error
-        print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
+        print(f"leadersim member {settings.id}: {exc}", file=sys.stderr)
         return 2
     except LeadersimError as exc:
-        print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
+        print(f"leadersim member {settings.id}: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -824,7 +966,7 @@ def _demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _check_url(url: str) -> int:
+def _check_url(url: str, command: str = "demo") -> int:
     """Open the URL's storage once here, so a bad URL is one line, not a member's log."""
     import asyncio
 
@@ -837,10 +979,10 @@ def _check_url(url: str) -> int:
     try:
         asyncio.run(probe())
     except ConfigError as exc:
-        print(f"leadersim demo: {exc}", file=sys.stderr)
+        print(f"leadersim {command}: {exc}", file=sys.stderr)
         return 2
     except LeadersimError as exc:
-        print(f"leadersim demo: {exc}", file=sys.stderr)
+        print(f"leadersim {command}: {exc}", file=sys.stderr)
         return 1
     return 0
 
