@@ -394,8 +394,8 @@ class Elector:
         """Retry ``attempt_once`` with the reference's backoff until it succeeds.
 
         Retry ``n`` waits :func:`retry_delay_ms` ``(n, base, cap)``, with base and cap
-        from :func:`backoff_limits_ms` at entry. Gives up after ``deadline`` seconds, raising :class:`_RenewGaveUp` with the last
-        storage error.
+        from :func:`backoff_limits_ms` at entry. Gives up after ``deadline`` seconds,
+        raising :class:`_RenewGaveUp` with the last storage error.
         """
         started = self._clock.monotonic()
         last_error: BaseException | None = None

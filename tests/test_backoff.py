@@ -7,6 +7,7 @@ take; the elector's wiring is checked in the simulator (deterministic, so no rea
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -59,7 +60,8 @@ def test_retry_delay_has_the_reference_range_and_mean_per_attempt(
     draws = [retry_delay_ms(attempt, base, cap, rng) for _ in range(DRAWS)]
     replay = f"replay: random.Random({seed}), retry_delay_ms({attempt}, {base}, {cap}, rng)"
     assert all(isinstance(d, int) for d in draws), replay
-    assert base <= min(draws) and max(draws) <= cap, (min(draws), max(draws), replay)
+    assert base <= min(draws), (min(draws), replay)
+    assert max(draws) <= cap, (max(draws), replay)
     # The whole range is reached: the lowest draws sit at the base, the highest at the cap
     # (each has a probability of a few per mille or more per draw, so 20 000 draws hit it).
     assert min(draws) <= base + (cap - base) // 50, replay
@@ -132,7 +134,7 @@ def test_simulated_elector_retries_with_whole_ms_waits_spanning_base_to_cap() ->
     ]
     waits = [
         round((b.true_time - a.true_time) * 1000, 6)
-        for a, b in zip(errors, errors[1:], strict=False)
+        for a, b in itertools.pairwise(errors)
         if int(b.details["attempt"] or 0) == int(a.details["attempt"] or 0) + 1
         and int(a.details["attempt"] or 0) == 1
     ]
