@@ -183,23 +183,27 @@ def _parser() -> argparse.ArgumentParser:
     where = member.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", type=Path, help="the shared SQLite file")
     where.add_argument("--url", help="or a database URL, e.g. mariadb+aiomysql://root@host/db")
-    member.add_argument("--id", required=True, help="this member's id")
+    where.add_argument(
+        "--settings",
+        metavar="JSON|@FILE",
+        help="everything at once: a JSON object of leadersim.lab.MemberSettings (or @FILE "
+        "holding one), as the lab passes it; the other options are then not allowed",
+    )
+    member.add_argument("--id", help="this member's id (required without --settings)")
     member.add_argument(
-        "--lease", type=float, default=DEFAULT_LEASE_DURATION, metavar="SECONDS",
+        "--lease", type=float, metavar="SECONDS",
         help=f"lease duration (default: {DEFAULT_LEASE_DURATION:g})",
     )  # fmt: skip
     member.add_argument(
-        "--interval", type=float, default=DEFAULT_RENEW_INTERVAL, metavar="SECONDS",
+        "--interval", type=float, metavar="SECONDS",
         help=f"renew interval (default: {DEFAULT_RENEW_INTERVAL:g})",
     )  # fmt: skip
     member.add_argument(
-        "--deadline", type=float, default=DEFAULT_RENEW_DEADLINE, metavar="SECONDS",
+        "--deadline", type=float, metavar="SECONDS",
         help=f"renew deadline (default: {DEFAULT_RENEW_DEADLINE:g})",
     )  # fmt: skip
     member.add_argument("--trace", type=Path, help="append trace events here as JSON lines")
-    member.add_argument(
-        "--table", default=TABLE_NAME_ELECTION, help=f"table (default: {TABLE_NAME_ELECTION})"
-    )
+    member.add_argument("--table", help=f"table (default: {TABLE_NAME_ELECTION})")
     member.add_argument("--seed", type=int, help="seed of the retry jitter")
 
     simulate = commands.add_parser(
@@ -724,6 +728,37 @@ def _show(text: str) -> int:
     return EXIT_OK
 
 
+_MEMBER_FLAGS = ("id", "lease", "interval", "deadline", "trace", "table", "seed")
+
+
+def _member_settings(args: argparse.Namespace) -> Any:
+    """The member's :class:`~leadersim.lab.MemberSettings`: --settings, or the flags."""
+    from leadersim.lab import MemberSettings
+
+    if args.settings is not None:
+        given = [f"--{flag}" for flag in _MEMBER_FLAGS if getattr(args, flag) is not None]
+        if given:
+            raise UsageError(f"--settings holds everything; do not add {', '.join(given)}")
+        text = args.settings
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        return MemberSettings.from_json(text)
+    if args.id is None:
+        raise UsageError("give --id (or --settings)")
+    return MemberSettings(
+        id=args.id,
+        db=None if args.db is None else str(args.db),
+        url=args.url,
+        lease_duration=DEFAULT_LEASE_DURATION if args.lease is None else args.lease,
+        renew_interval=DEFAULT_RENEW_INTERVAL if args.interval is None else args.interval,
+        renew_deadline=DEFAULT_RENEW_DEADLINE if args.deadline is None else args.deadline,
+        trace=None if args.trace is None else str(args.trace),
+        table=TABLE_NAME_ELECTION if args.table is None else args.table,
+        seed=args.seed,
+        trace_storage=False,
+    )
+
+
 def _member(args: argparse.Namespace) -> int:
     from leadersim.lab import run_member
 
@@ -732,23 +767,14 @@ def _member(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    settings = _member_settings(args)
     try:
-        run_member(
-            args.db,
-            args.id,
-            lease_duration=args.lease,
-            renew_interval=args.interval,
-            renew_deadline=args.deadline,
-            trace_path=args.trace,
-            table_name=args.table,
-            seed=args.seed,
-            url=args.url,
-        )
+        run_member(settings)
     except ConfigError as exc:  # the user's mistake: a usage error
-        print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
+        print(f"leadersim member {settings.id}: {exc}", file=sys.stderr)
         return 2
     except LeadersimError as exc:
-        print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
+        print(f"leadersim member {settings.id}: {exc}", file=sys.stderr)
         return 1
     return 0
 
