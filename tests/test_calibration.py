@@ -8,8 +8,12 @@ schedule, and hold the simulator to the lab's figures.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +110,147 @@ def test_fit_of_a_zero_latency_trace_is_zero_not_nan() -> None:
     fitted = fit_latency(_simulated({"latency": 0.0}), by_op=False)["latency"]
     assert fitted["median_s"] == 0.0
     assert not math.isnan(fitted["sigma"])
+
+
+# ---------------------------------------------------------------------------- compare
+
+#: ``leader-crash`` at a fifth of its size (crash at 12 s, restart at 18 s) with I = 0.25 s
+#: and D = 1.5 s set after scaling (L = 10 s * 0.2 = 2 s); 25 s of real time per run.
+CRASH = {
+    "scale": 0.2,
+    "config.renew_interval": 0.25,
+    "config.renew_deadline": 1.5,
+    "duration": 25,
+}
+#: ``leader-pause-longer-than-lease`` at a tenth: L = 1 s, I = 0.2 s, D = 0.8 s; the
+#: leader is stopped (SIGSTOP) at 6 s for 2 s; 15 s of real time per run.
+PAUSE = {"scale": 0.1, "duration": 15}
+
+
+def _compare(name: str, settings: dict[str, Any], **options: Any) -> Any:
+    from leadersim import compare
+
+    comparison = compare(name, **{**settings, **options})
+    print(comparison.table())  # every compared figure with its spread, in the test log
+    print(json.dumps(comparison.to_dict()["fitted_latency"]))
+    return comparison
+
+
+@pytest.mark.slow
+def test_simulated_failover_after_a_leader_crash_is_within_5_percent_of_the_labs() -> None:
+    comparison = _compare("leader-crash", CRASH, runs=5)
+    lab, sim = comparison.lab.to_dict(), comparison.sim.to_dict()
+    assert lab["runs"] == sim["runs"] == 5
+    # One failover per run in each world (the crash), none of them overlapping.
+    assert lab["failovers"] == sim["failovers"] == 5, (lab, sim)
+    assert lab["overlap_max_s"] == sim["overlap_max_s"] == 0
+    # A failover takes about a lease (2 s) after the last renewal the followers saw.
+    assert 1.5 < lab["failover_median_s"] < 3.0, lab
+    difference = comparison.relative_difference("failover_median_s")
+    assert difference is not None
+    assert abs(difference) <= 0.05, comparison.table()
+
+
+@pytest.mark.slow
+def test_simulated_overlap_after_a_pause_longer_than_the_lease_is_within_10_percent() -> None:
+    comparison = _compare("leader-pause-longer-than-lease", PAUSE, runs=5)
+    lab, sim = comparison.lab.to_dict(), comparison.sim.to_dict()
+    # The paused leader acts again for a while after it wakes, beside its successor:
+    # an overlap in every run of both worlds.
+    assert lab["overlap_min_s"] > 0, lab
+    assert sim["overlap_min_s"] > 0, sim
+    difference = comparison.relative_difference("overlap_median_s")
+    assert difference is not None
+    assert abs(difference) <= 0.10, comparison.table()
+
+
+@pytest.mark.slow
+def test_compare_cli_prints_one_json_object_with_both_worlds(tmp_path: Path) -> None:
+    # leader-crash at a twentieth: L = 0.5 s, crash at 3 s; two 6-s real runs.
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "leadersim",
+            "compare",
+            "leader-crash",
+            "--scale",
+            "0.05",
+            "--set",
+            "duration=6",
+            "--runs",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert child.returncode == 0, child.stderr
+    report = json.loads(child.stdout)
+    assert report["scenario"] == "leader-crash"
+    assert report["runs"] == 2
+    for world in ("lab", "sim"):
+        figures = report[world]
+        assert figures["runs"] == 2
+        assert figures["failovers"] == 2, figures
+        for key in ("failover", "no_leader", "overlap"):
+            assert figures[f"{key}_min_s"] <= figures[f"{key}_median_s"] <= figures[f"{key}_max_s"]
+        assert figures["stale_writes_median"] == 0
+    assert report["fitted_latency"]["latency"]["dist"] == "lognormal"
+    # Progress on stderr, one line per run of each world.
+    assert child.stderr.count("lab run ") == 2
+    assert child.stderr.count("sim seed ") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--runs", "0"], "argument --runs: give at least 1 run, got 0"),
+        (["--scale", "0"], "leadersim compare: scale must be a finite number > 0, got 0.0"),
+        (["--set", "nodes=0"], "leadersim compare: nodes must be >= 1, got 0"),
+        (
+            ["--set", 'faults=[{"at": 1, "kind": "clock_drift", "target": "n1", "ppm": 500}]'],
+            "kind 'clock_drift' cannot run in the real lab: a real clock's rate cannot be changed",
+        ),
+    ],
+    ids=["runs", "scale", "override", "not-real"],
+)
+def test_compare_cli_refuses_bad_input_in_one_line_before_running_anything(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leadersim.cli import EXIT_USAGE, main
+
+    try:
+        code = main(["compare", "leader-crash", *args])
+    except SystemExit as exc:  # argparse's own refusal (with its usage lines)
+        code = exc.code  # type: ignore[assignment]
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "lab run" not in err
+    assert "Traceback" not in err
+
+
+def test_compare_refuses_a_run_count_below_one() -> None:
+    from leadersim import compare
+
+    with pytest.raises(ConfigError, match=r"runs must be a whole number >= 1, got 0"):
+        compare("leader-crash", runs=0)
+
+
+def test_world_figures_pool_failovers_and_spread_per_run() -> None:
+    from leadersim.comparison import WorldFigures
+
+    results = [simulate("leader-crash", seed=s) for s in (0, 1, 2)]
+    figures = WorldFigures.of(results, [0, 1, 2]).to_dict()
+    failovers = [f for r in results for f in r.verdict.failover_s]
+    assert figures["failovers"] == len(failovers) == 3
+    assert figures["failover_median_s"] == sorted(failovers)[1]
+    assert figures["failover_min_s"] == min(failovers)
+    assert figures["no_leader_all_s"] == [r.verdict.no_leader_s for r in results]
+    assert figures["overlap_max_s"] == 0
+    assert figures["seeds"] == [0, 1, 2]
+    json.dumps(figures)  # JSON-ready
