@@ -137,6 +137,7 @@ def _compare(name: str, settings: dict[str, Any], **options: Any) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_simulated_failover_after_a_leader_crash_is_within_5_percent_of_the_labs() -> None:
     comparison = _compare("leader-crash", CRASH, runs=5)
     lab, sim = comparison.lab.to_dict(), comparison.sim.to_dict()
@@ -152,19 +153,23 @@ def test_simulated_failover_after_a_leader_crash_is_within_5_percent_of_the_labs
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_simulated_overlap_after_a_pause_longer_than_the_lease_is_within_10_percent() -> None:
     comparison = _compare("leader-pause-longer-than-lease", PAUSE, runs=5)
     lab, sim = comparison.lab.to_dict(), comparison.sim.to_dict()
-    # The paused leader acts again for a while after it wakes, beside its successor:
-    # an overlap in every run of both worlds.
-    assert lab["overlap_min_s"] > 0, lab
-    assert sim["overlap_min_s"] > 0, sim
+    # The paused leader acts again for a while after it wakes, beside its successor: an
+    # overlap of about a second in each world. (Not in every lab run: on a loaded host a
+    # follower's round can come late enough that nobody takes over within the 2-s pause;
+    # seen once in 5 runs while other test runs shared the 2 cores.)
+    assert lab["overlap_median_s"] > 0.5, lab
+    assert sim["overlap_min_s"] > 0.5, sim
     difference = comparison.relative_difference("overlap_median_s")
     assert difference is not None
     assert abs(difference) <= 0.10, comparison.table()
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_compare_cli_prints_one_json_object_with_both_worlds(tmp_path: Path) -> None:
     # leader-crash at a twentieth: L = 0.5 s, crash at 3 s; two 6-s real runs.
     child = subprocess.run(
