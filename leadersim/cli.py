@@ -5,11 +5,12 @@ SQLite file; it kills the leader and shows the failover. ``leadersim member`` ru
 member in the foreground (it is what the demo and :class:`~leadersim.lab.Lab` spawn).
 ``leadersim simulate`` runs a scenario in the deterministic simulator (``--plot``,
 ``--csv``, ``--trace`` save what it saw), ``leadersim sweep`` runs one over a grid of
-values and seeds, and ``leadersim scenarios`` lists the catalogue (``--show`` prints an
-entry as a scenario file).
+values and seeds, ``leadersim lab`` runs a scenario for real (member processes, real
+faults), and ``leadersim scenarios`` lists the catalogue (``--show`` prints an entry as a
+scenario file).
 
-Exit codes: 0 done (``simulate``: the run was safe), 2 a usage error (one line on stderr,
-nothing run or written), 3 ``simulate`` found the run unsafe; 1 is ``demo``'s and
+Exit codes: 0 done (``simulate``, ``lab``: the run was safe), 2 a usage error (one line on
+stderr, nothing run or written), 3 ``simulate``/``lab`` found the run unsafe; 1 is ``demo``'s and
 ``member``'s failure (and Python's own code for a crash).
 """
 
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenarios": _scenarios,
         "demo": _demo,
         "compare": _compare,
+        "lab": _lab,
     }[args.command]
     try:
         return command(args)
@@ -220,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _scenario_arguments(simulate)
+    _scale_argument(simulate)
     simulate.add_argument("--seed", type=int, default=0, help="the seed (default: 0)")
     simulate.add_argument(
         "--trace", type=Path, metavar="FILE.jsonl", help="write the trace here as JSON lines"
@@ -307,13 +310,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _scenario_arguments(compare)
-    compare.add_argument(
-        "--scale",
-        type=float,
-        default=1.0,
-        metavar="F",
-        help="multiply every time of the scenario by F before --set (default: 1)",
-    )
+    _scale_argument(compare)
     compare.add_argument(
         "--runs",
         type=_count(1, "give at least 1 run"),
@@ -330,6 +327,48 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--json", action="store_true", help='print one JSON object: {"lab": {...}, "sim": {...}}'
+    )
+
+    lab = commands.add_parser(
+        "lab",
+        help="run a scenario for real: members as OS processes, faults as real actions",
+        description=(
+            "Run a catalogue scenario or a scenario file with real members (OS processes "
+            "on one SQLite file, or a database URL) and its faults as real actions: crash "
+            "SIGKILL, pause SIGSTOP/SIGCONT, cancel SIGTERM, restart a new process, storage "
+            "faults in each member's fault wrapper. Kinds that cannot exist for real (clock "
+            "drift or steps) are refused. Use --scale to run a minutes-long entry in "
+            "seconds; print the verdict like `simulate`."
+        ),
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _scenario_arguments(lab)
+    _scale_argument(lab)
+    lab.add_argument(
+        "--members",
+        type=_count(1, "give at least 1 member"),
+        metavar="N",
+        help="members n1..nN instead of the scenario's nodes (applied with the --set overrides)",
+    )
+    lab_where = lab.add_mutually_exclusive_group()
+    lab_where.add_argument(
+        "--db", type=Path, help="the SQLite file (default: in a temporary dir; emptied first)"
+    )
+    lab_where.add_argument(
+        "--url", help="a database URL instead, e.g. postgresql+asyncpg://user@host:5432/db"
+    )
+    lab.add_argument("--seed", type=int, default=0, help="seeds start phases and jitter (0)")
+    lab.add_argument(
+        "--plot", type=Path, metavar="FILE", help="draw the timeline into a .png, .svg or .pdf"
+    )
+    lab.add_argument(
+        "--csv", type=Path, metavar="DIR", help="write the run's tables here, as `simulate`"
+    )
+    lab.add_argument(
+        "--trace-dir",
+        type=Path,
+        help="keep the members' traces, logs and the lab's lab.jsonl here (default: removed)",
     )
 
     scenarios = commands.add_parser(
@@ -361,6 +400,18 @@ def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a scenario key, e.g. --set config.lease_duration=15 (JSON values)",
+    )
+
+
+def _scale_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply every time of the scenario by F before the --set overrides apply "
+        "(fault times and durations, run length, lease, interval, deadline, latencies, "
+        "stop times; writes per second divided), e.g. 0.1 (default: 1)",
     )
 
 
@@ -406,10 +457,17 @@ def _overrides(items: Sequence[str]) -> dict[str, object]:
 
 def _resolve(args: argparse.Namespace) -> Scenario:
     """The scenario of SCENARIO, --variant and --set."""
-    from leadersim.experiment import _apply_overrides, resolve_scenario
+    from leadersim.experiment import prepare_scenario
 
-    scenario = resolve_scenario(args.scenario, variant=args.variant)
-    return _apply_overrides(scenario, _overrides(args.set))
+    overrides = _overrides(args.set)
+    if getattr(args, "members", None) is not None:
+        overrides = {"nodes": args.members, **overrides}
+    return prepare_scenario(
+        args.scenario,
+        variant=args.variant,
+        scale=getattr(args, "scale", 1.0),
+        overrides=overrides,
+    )
 
 
 # ---------------------------------------------------------------------- output paths
@@ -542,6 +600,51 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         print(comparison.table())
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- lab
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from leadersim.lab import Lab, check_real
+
+    _output_file("--plot", args.plot, PLOT_SUFFIXES, "unknown picture format")
+    _output_dir("--csv", args.csv)
+    if args.db is not None and not args.db.parent.is_dir():
+        raise UsageError(f"--db {args.db}: directory {args.db.parent} does not exist")
+    if args.trace_dir is not None and args.trace_dir.exists() and not args.trace_dir.is_dir():
+        raise UsageError(f"--trace-dir {args.trace_dir}: not a directory")
+    scenario = _resolve(args)
+    check_real(scenario)
+    if args.url is not None and (failed := _check_url(args.url, "lab")):
+        return failed
+    with tempfile.TemporaryDirectory(prefix="leadersim-lab-") as scratch:
+        db_path = args.db if args.db is not None else Path(scratch) / "election.db"
+        trace_dir = args.trace_dir if args.trace_dir is not None else Path(scratch) / "traces"
+        members = ", ".join(scenario.nodes)
+        print(
+            f"leadersim lab: {scenario.name} for real, {scenario.duration:g} s, members {members}",
+            file=sys.stderr,
+        )
+        with Lab.for_scenario(
+            scenario, db_path, seed=args.seed, url=args.url, trace_dir=trace_dir
+        ) as lab:
+            result = lab.run_scenario(scenario)
+        print(
+            f"{result.name} seed={args.seed} lab ({result.end_time:g} s): {result.verdict.line()}"
+        )
+        sys.stdout.flush()
+        if args.plot is not None:
+            figure = _new_figure((12, 1.2 + 0.55 * (len(result.nodes) + 1)))
+            result.plot_timeline(ax=figure.add_subplot())
+            figure.savefig(args.plot)
+            print(f"timeline: {args.plot}")
+        if args.csv is not None:
+            written = _write_tables(result, args.csv)
+            print(f"tables: {len(written)} CSV files in {args.csv}")
+    if args.trace_dir is not None:
+        print(f"traces: {args.trace_dir}")
+    return EXIT_OK if result.verdict.safe else EXIT_UNSAFE
 
 
 # ---------------------------------------------------------------------- sweep
@@ -801,7 +904,7 @@ def _demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _check_url(url: str) -> int:
+def _check_url(url: str, command: str = "demo") -> int:
     """Open the URL's storage once here, so a bad URL is one line, not a member's log."""
     import asyncio
 
@@ -814,10 +917,10 @@ def _check_url(url: str) -> int:
     try:
         asyncio.run(probe())
     except ConfigError as exc:
-        print(f"leadersim demo: {exc}", file=sys.stderr)
+        print(f"leadersim {command}: {exc}", file=sys.stderr)
         return 2
     except LeadersimError as exc:
-        print(f"leadersim demo: {exc}", file=sys.stderr)
+        print(f"leadersim {command}: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -286,13 +286,18 @@ FAULT_KINDS: Final[Mapping[str, FaultKind]] = MappingProxyType({row.name: row fo
 # ---------------------------------------------------------------------- faults
 
 
-def check_params(kind: str, params: Mapping[str, Any], where: str = "fault") -> dict[str, Any]:
+def check_params(
+    kind: str, params: Mapping[str, Any], where: str = "fault", *, open_ended: bool = False
+) -> dict[str, Any]:
     """Validate the parameters of a fault of ``kind`` (not at/kind/target).
 
     Args:
         kind: One of :data:`FAULT_KINDS`.
         params: The fault's own keys.
         where: Names the fault in error messages.
+        open_ended: Whether ``duration`` may be left out (or ``None``) even where the
+            kind requires it: the fault then lasts until it is ended explicitly (a real
+            run's fault, ended by whoever started it).
 
     Returns:
         The parameters, checked, in the table's order (``cut`` gets ``mode`` "request"
@@ -309,7 +314,9 @@ def check_params(kind: str, params: Mapping[str, Any], where: str = "fault") -> 
         raise ConfigError(
             f"{where}: unknown key(s) {unknown} for a {kind!r} fault; allowed: {sorted(row.params)}"
         )
-    missing = [key for key in row.required if key not in params]
+    missing = [
+        key for key in row.required if key not in params and not (open_ended and key == "duration")
+    ]
     if missing:
         raise ConfigError(f"{where}: a {kind!r} fault needs {missing}")
     checked: dict[str, Any] = {}
@@ -322,8 +329,8 @@ def check_params(kind: str, params: Mapping[str, Any], where: str = "fault") -> 
                 raise ConfigError(
                     f"{where}: unknown cut mode {value!r}; allowed: {list(CUT_MODES)}"
                 )
-        elif key == "delay_s" and value is None:
-            pass  # the reply is lost
+        elif (key == "delay_s" or (open_ended and key == "duration")) and value is None:
+            pass  # the reply is lost; an open-ended fault
         elif not finite_number(value):
             raise ConfigError(f"{where}: {key!r} must be a finite number, got {value!r}")
         elif key in _PROBABILITIES and not 0 <= value <= 1:

@@ -22,7 +22,17 @@ while its leader callback ran gets a ``callback_stopped`` (reason ``crashed``) t
 the simulator records a crash: its process is gone, so nothing of it acts any more. A
 saved directory therefore reads back (:func:`~leadersim.trace.read_trace_dir`, or
 ``Result.from_trace_dir``) to the very trace :meth:`Lab.read_trace` gives, and to the same
-verdict. Stdlib and leadersim's core only: no pandas, no simpy.
+verdict.
+
+:func:`run_scenario` (and :meth:`Lab.run_scenario`) runs a scenario, the simulator's data,
+for real: members started as the simulator starts its nodes, each fault of the schedule a
+real action at its time (``SIGKILL``, ``SIGSTOP``/``SIGCONT``, ``SIGTERM``, a new process,
+or a control message on the member's stdin for ``resign`` and the storage faults, which
+the member's :class:`~leadersim.storage.FaultyStorage` inflicts), and the scenario's
+workload in every member (:func:`~leadersim.workload.leader_workload`, guarded writes to
+``<table>_writes``). Each member gets one :class:`MemberSettings`. Kinds that cannot be
+real are refused first (:func:`check_real`). A member process imports no pandas and no
+simpy; only :func:`run_scenario` reads scenarios (lazily).
 """
 
 from __future__ import annotations
@@ -59,7 +69,7 @@ from leadersim.elector import Elector
 from leadersim.errors import ConfigError, LeadersimError, NotLeaderError, StorageError
 from leadersim.faults import FAULT_KINDS
 from leadersim.storage import FaultyStorage, open_storage
-from leadersim.storage.base import TABLE_NAME_ELECTION, LeaderLockStorage, Storage
+from leadersim.storage.base import TABLE_NAME_ELECTION, Storage
 from leadersim.trace import (
     EventKind,
     Observer,
@@ -83,6 +93,7 @@ __all__ = [
     "Lab",
     "LabError",
     "MemberSettings",
+    "READY_MARK",
     "check_real",
     "read_trace_dir",
     "run_member",
@@ -101,6 +112,8 @@ LAB_TRACE_NAME = "lab.jsonl"
 DEFAULT_STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
 _DURATIONS = ("lease_duration", "renew_interval", "renew_deadline")
+#: Seconds the lab waits for a scenario's members to be ready before the run starts.
+READY_TIMEOUT = 60.0
 
 
 async def _hold_leadership() -> None:
@@ -122,6 +135,8 @@ def _trace_sink(path: str | Path | None) -> Iterator[IO[str] | None]:
         yield sink
 
 
+#: What a member started with ``wait_for_go`` logs when it is ready to start its election.
+READY_MARK = "ready, waiting for the lab's go"
 #: Keys of a member's ``callback`` settings (the scenario's built-in workload).
 CALLBACK_KEYS = ("stop_latency", "writes_per_s", "prepare_s", "raise_after_s")
 
@@ -155,6 +170,10 @@ class MemberSettings:
         control: Whether the member reads control messages (JSON lines) on stdin; end
             of input then stops it gracefully (what the lab's members do, so that a dead
             lab leaves no member behind).
+        wait_for_go: Get everything ready (imports, database, workload), log
+            :data:`READY_MARK`, then wait for the control message ``{"op": "go"}``
+            before the election starts: so the lab can start members at exact instants
+            although starting a process takes a while. Needs ``control``.
     """
 
     id: str
@@ -171,6 +190,7 @@ class MemberSettings:
     fencing: bool = False
     trace_storage: bool = True
     control: bool = False
+    wait_for_go: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str):
@@ -187,6 +207,8 @@ class MemberSettings:
                 raise ConfigError(
                     f"member settings: callback key(s) {unknown}; allowed: {list(CALLBACK_KEYS)}"
                 )
+        if self.wait_for_go and not self.control:
+            raise ConfigError("member settings: wait_for_go needs control (the go comes on stdin)")
         reserved = sorted(set(self.config) & _RESERVED_CONFIG)
         if reserved:
             raise ConfigError(
@@ -244,18 +266,20 @@ def writes_table(table: str) -> str:
 class _GuardedWrites:
     """The leader workload's writes into ``<table>_writes`` of the member's database.
 
-    Like the simulator's protected resource, these writes do not go through the member's
-    storage faults (a cut from the election record leaves the work's own connection
-    alone). Each write is traced as a ``guarded_write`` event with the simulator's
-    details. Whether a write is stale is decided by ``txn_with_leader_lock``: it checks,
-    in the write's own transaction, that the stored record names the writer. Fenced, a
-    stale write is rejected; unfenced it is then inserted anyway, in a transaction of its
-    own (its ``leader_id`` is read just after the check).
+    Like the simulator's protected resource, these writes are separate from the election
+    record's traffic: they go over a storage connection of their own, which the member's
+    storage faults do not touch, and a write once sent completes even if the work is
+    cancelled meanwhile (it is in flight). Each write is traced as a ``guarded_write``
+    event with the simulator's details. Whether a write is stale is decided by
+    ``txn_with_leader_lock``: it checks, in the write's own transaction, that the stored
+    record names the writer. Fenced, a stale write is rejected; unfenced it is then
+    inserted anyway, in a transaction of its own (its ``leader_id`` is read just after
+    the check).
     """
 
     def __init__(
         self,
-        storage: LeaderLockStorage,
+        target: str,
         node: str,
         *,
         db: str | None,
@@ -263,16 +287,20 @@ class _GuardedWrites:
         fencing: bool,
         observer: Observer,
     ) -> None:
-        self._storage = storage
+        self._target = target
         self._node = node
         self._db = db
+        self._election_table = table
         self._table = writes_table(table)
         self._fencing = fencing
         self._observer = observer
-        self._conn: Any = None  # a second SQLite connection, for unfenced stale inserts
+        self._storage: Any = None  # its own SQLStorage / ORMStorage
+        self._conn: Any = None  # a SQLite connection for unfenced stale inserts
+        self._in_flight: set[asyncio.Task[bool]] = set()
 
     async def open(self) -> None:
-        """Create the writes table if it is missing (a race with other members is fine)."""
+        """Connect, and create the writes table if it is missing (races are fine)."""
+        self._storage = await open_storage(self._target, self._election_table)
         ddl = _WRITES_DDL.format(table=self._table)
         if self._db is not None:
             import aiosqlite
@@ -282,7 +310,7 @@ class _GuardedWrites:
             return
         import sqlalchemy as sa
 
-        engine = self._storage.engine  # type: ignore[attr-defined]
+        engine = self._storage.engine
         for attempt in range(3):
             try:
                 async with engine.begin() as conn:
@@ -295,13 +323,27 @@ class _GuardedWrites:
                 await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        """Close the second connection, if any."""
+        """Let the writes in flight land (briefly), then close the connections."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=5.0)
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._storage is not None:
+            await self._storage.close()
+            self._storage = None
 
     async def write(self, seq: int) -> bool:
-        """Guarded write number ``seq``; returns whether it was accepted."""
+        """Send guarded write number ``seq``; returns whether it was accepted.
+
+        Cancelling the caller does not take the write back: it lands and is traced.
+        """
+        task = asyncio.ensure_future(self._write(seq))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(task)
+
+    async def _write(self, seq: int) -> bool:
         sent_at = time.monotonic()
         row = {"node": self._node, "seq": seq, "sent_at": sent_at, "fenced": int(self._fencing)}
         insert = _WRITES_INSERT.format(table=self._table)
@@ -341,9 +383,8 @@ class _GuardedWrites:
             return
         import sqlalchemy as sa
 
-        engine = self._storage.engine  # type: ignore[attr-defined]
         try:
-            async with engine.begin() as conn:
+            async with self._storage.engine.begin() as conn:
                 await conn.execute(sa.text(insert), row)
         except sa.exc.DBAPIError as exc:
             raise StorageError(f"{self._table}: {exc}") from exc
@@ -420,7 +461,7 @@ async def serve_member(settings: MemberSettings, *, stop: asyncio.Event | None =
             if settings.callback is not None:
                 if float(spec.get("writes_per_s", 1.0)) > 0:
                     writes = _GuardedWrites(
-                        storage,
+                        str(target),
                         settings.id,
                         db=settings.db,
                         table=settings.table,
@@ -458,10 +499,15 @@ async def serve_member(settings: MemberSettings, *, stop: asyncio.Event | None =
             )
             holder.append(elector)
             control: asyncio.Task[None] | None = None
+            go = asyncio.Event()
             if settings.control:
-                control = asyncio.create_task(_read_control(elector, faulty, observer, stop))
+                control = asyncio.create_task(_read_control(elector, faulty, observer, stop, go))
             try:
-                await _run_until_stopped(elector, stop)
+                if settings.wait_for_go:
+                    _logger.info("%s: %s", settings.id, READY_MARK)
+                    await _first(go, stop)
+                if not stop.is_set():
+                    await _run_until_stopped(elector, stop)
             finally:
                 if control is not None:
                     control.cancel()
@@ -478,16 +524,28 @@ async def _no_write(seq: int) -> bool:
     return False
 
 
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 async def _read_control(
     elector: Elector,
     faulty: FaultyStorage | None,
     observer: _QuietFaults,
     stop: asyncio.Event,
+    go: asyncio.Event,
 ) -> None:
     """Obey the lab's control messages on stdin until it ends, then stop the member.
 
-    One JSON object per line: ``{"op": "start_fault", "fault": N, "kind": K, "params":
-    {...}, "traced": true}``, ``{"op": "end_fault", "fault": N}``, ``{"op": "resign",
+    One JSON object per line: ``{"op": "go"}`` (start the election, see
+    ``wait_for_go``), ``{"op": "start_fault", "fault": N, "kind": K, "params": {...},
+    "traced": true}``, ``{"op": "end_fault", "fault": N}``, ``{"op": "resign",
     "duration": S}``, ``{"op": "stop"}``. A bad message is logged and skipped.
     """
     loop = asyncio.get_running_loop()
@@ -503,6 +561,9 @@ async def _read_control(
                 op = message["op"]
                 if op == "stop":
                     break
+                if op == "go":
+                    go.set()
+                    continue
                 if op == "resign":
                     task = asyncio.create_task(
                         _resign_quietly(elector, float(message.get("duration") or 0.0))
@@ -514,11 +575,16 @@ async def _read_control(
                         raise ValueError("storage faults need trace_storage (a FaultyStorage)")
                     index = int(message["fault"])
                     if op == "end_fault":
-                        faulty.end_fault(index)  # type: ignore[attr-defined]
+                        faulty.end_fault(index)
                     else:
                         if not message.get("traced", True):
                             observer.quiet.add(index)
-                        faulty.start_fault(index, message["kind"], message.get("params") or {})  # type: ignore[attr-defined]
+                        faulty.start_fault(
+                            index,
+                            message["kind"],
+                            message.get("params") or {},
+                            target=message.get("target"),
+                        )
                 else:
                     raise ValueError(f"unknown op {op!r}")
             except Exception as exc:  # a bad message must not kill the member
@@ -660,6 +726,9 @@ class Lab:
         self._run_origin = 0.0
         self._incarnations: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Every process id this lab has spawned, restarts included (to check none is left).
+        self.pids: list[int] = []
+        self._log_offsets: dict[str, int] = {}
         self._logs: dict[str, IO[bytes]] = {}
         # What the lab itself does to its members (the run's start, signals, restarts) is
         # written to lab.jsonl as it happens, in the simulator's fault schema, so that the
@@ -758,7 +827,7 @@ class Lab:
                 self._record_fault(node_id, "restart", None, time.monotonic())
             self._spawn(node_id)
 
-    def settings_for(self, node_id: str) -> MemberSettings:
+    def settings_for(self, node_id: str, *, wait_for_go: bool = False) -> MemberSettings:
         """The :class:`MemberSettings` the lab starts ``node_id``'s next process with."""
         merged = {
             "lease_duration": self.lease_duration,
@@ -767,7 +836,7 @@ class Lab:
             **self.config,
             **self.nodes_config.get(node_id, {}),
         }
-        durations = {k: float(merged.pop(k)) for k in _DURATIONS}
+        lease, interval, deadline = (float(merged.pop(k)) for k in _DURATIONS)
         incarnation = self._incarnations.get(node_id, 0)
         seed: int | str
         if self._sim_seeds:
@@ -789,16 +858,20 @@ class Lab:
             fencing=self.fencing,
             trace_storage=self.trace_storage,
             control=True,
-            **durations,
+            wait_for_go=wait_for_go,
+            lease_duration=lease,
+            renew_interval=interval,
+            renew_deadline=deadline,
         )
 
-    def _spawn(self, node_id: str) -> None:
+    def _spawn(self, node_id: str, *, wait_for_go: bool = False) -> None:
         self.trace_dir.mkdir(parents=True, exist_ok=True)
         old_log = self._logs.pop(node_id, None)
         if old_log is not None:
             old_log.close()
         log = self._logs[node_id] = open(self.log_path(node_id), "ab")  # noqa: SIM115
-        settings = self.settings_for(node_id)
+        self._log_offsets[node_id] = log.tell()
+        settings = self.settings_for(node_id, wait_for_go=wait_for_go)
         self._incarnations[node_id] = self._incarnations.get(node_id, 0) + 1
         command = [sys.executable, "-m", "leadersim", "member", "--settings", settings.to_json()]
         old = self.processes.get(node_id)
@@ -809,6 +882,32 @@ class Lab:
         self.processes[node_id] = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=_env()
         )
+        self.pids.append(self.processes[node_id].pid)
+
+    def wait_ready(self, node_ids: Iterable[str], timeout: float) -> None:
+        """Wait until members spawned with ``wait_for_go`` have logged :data:`READY_MARK`.
+
+        Raises:
+            LabError: one exited first, or not all were ready within ``timeout`` seconds.
+        """
+        waiting = set(node_ids)
+        give_up_at = time.monotonic() + timeout
+        while waiting:
+            for node_id in sorted(waiting):
+                with open(self.log_path(node_id), "rb") as log:
+                    log.seek(self._log_offsets.get(node_id, 0))
+                    if READY_MARK.encode() in log.read():
+                        waiting.discard(node_id)
+                    elif not self.is_running(node_id):
+                        raise LabError(
+                            f"member {node_id!r} exited before it was ready\n{self.describe()}"
+                        )
+            if waiting and time.monotonic() >= give_up_at:
+                raise LabError(
+                    f"members {sorted(waiting)} not ready within {timeout:g} s\n{self.describe()}"
+                )
+            if waiting:
+                time.sleep(_POLL_INTERVAL)
 
     def send(self, node_id: str, message: Mapping[str, Any]) -> bool:
         """Send one control message (a JSON object) to ``node_id``'s running process.
@@ -1103,8 +1202,8 @@ class Lab:
         At ``duration`` the members are stopped; the result covers ``[0, duration]``
         (the shutdown after it is in the saved traces only).
 
-        A SQLite database is emptied first (election record and writes), so a record
-        left by an earlier run does not delay the first election.
+        The database is emptied first (the election record and the writes table), so a
+        record left by an earlier run does not delay the first election.
 
         Raises:
             ConfigError: the scenario cannot run for real (nothing is started).
@@ -1115,8 +1214,7 @@ class Lab:
         check_real(scenario)
         if self._lab_trace is not None:
             raise ValueError("this lab has run already; use a new Lab for another run")
-        if self.url is None:
-            self._reset_database()
+        self._reset_database()
         run = _ScenarioRun(self, scenario)
         # The shutdown's signals are numbered after the schedule's faults.
         self._faults = len(scenario.faults)
@@ -1130,7 +1228,12 @@ class Lab:
             end,
             name=scenario.name,
             seed=self.seed,
-            meta={"scenario": scenario, "source": "lab", "trace_dir": str(self.trace_dir)},
+            meta={
+                "scenario": scenario,
+                "source": "lab",
+                "trace_dir": str(self.trace_dir),
+                "pids": list(self.pids),
+            },
         )
 
     def stored_leader(self) -> str:
@@ -1163,7 +1266,10 @@ class Lab:
             return ""
 
     def _reset_database(self) -> None:
-        """Empty the election table and the writes table of the SQLite file, if present."""
+        """Empty the election table and the writes table, where they exist."""
+        if self.url is not None:
+            asyncio.run(self._reset_server())
+            return
         if not self.db_path.exists():
             return
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=10.0)) as connection:
@@ -1172,6 +1278,20 @@ class Lab:
                 if table in tables:
                     connection.execute(f'DELETE FROM "{table}"')
             connection.commit()
+
+    async def _reset_server(self) -> None:
+        import sqlalchemy as sa
+
+        storage = await open_storage(self.url or "", self.table_name)  # creates the table
+        try:
+            engine = storage.engine  # type: ignore[union-attr]
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(f"DELETE FROM {self.table_name}"))
+            with contextlib.suppress(sa.exc.DBAPIError):  # no writes table yet
+                async with engine.begin() as conn:
+                    await conn.execute(sa.text(f"DELETE FROM {writes_table(self.table_name)}"))
+        finally:
+            await storage.close()
 
     # ------------------------------------------------------------------ database
 
@@ -1275,6 +1395,13 @@ class _ScenarioRun:
     def run(self) -> float:
         """Run to the scenario's end; returns the end instant (host monotonic seconds)."""
         lab, scenario = self.lab, self.scenario
+        # A process takes a while to start (imports, a server connection): the members
+        # get ready first, and the run starts once they all are; each then starts its
+        # election at its instant, on the lab's "go".
+        for node in scenario.nodes:
+            lab.trace_path(node).unlink(missing_ok=True)
+            lab._spawn(node, wait_for_go=True)
+        lab.wait_ready(scenario.nodes, READY_TIMEOUT)
         lab._begin_run()
         self.origin = lab._run_origin
         # The simulator's start rule and seed stream: n1 at 0, the others after the
@@ -1284,7 +1411,7 @@ class _ScenarioRun:
             at = (
                 0.0 if i == 0 else scenario.start_stagger + phases.uniform(0, scenario.start_jitter)
             )
-            self._at(at, lambda node=node: self._start(node))  # type: ignore[misc]
+            self._at(at, lambda node=node: self._go(node))  # type: ignore[misc]
         instants: dict[float, list[int]] = {}
         for index, fault in enumerate(scenario.faults):
             instants.setdefault(fault.at, []).append(index)
@@ -1354,11 +1481,18 @@ class _ScenarioRun:
     def _start_fault(self, index: int, fault: Fault, node: str) -> None:
         lab, kind = self.lab, fault.kind
         details = self._details(index, fault)
-        params = {k: v for k, v in fault.params if k != "duration"}
         if FAULT_KINDS[kind].scope == "storage":
             if FAULT_KINDS[kind].ends == "duration":  # one-shot ones hit one process
-                self.storage.setdefault(node, {})[index] = (kind, params)
-            message = {"op": "start_fault", "fault": index, "kind": kind, "params": params}
+                # Re-sent without its duration: the lab ends it, on the schedule's time.
+                rest = {k: v for k, v in fault.params if k != "duration"}
+                self.storage.setdefault(node, {})[index] = (kind, rest)
+            message = {
+                "op": "start_fault",
+                "fault": index,
+                "kind": kind,
+                "params": dict(fault.params),
+                "target": details["target"],
+            }
             if not lab.send(node, message):
                 # Down: the lab traces the start; a restarted process gets the fault.
                 lab._record(EventKind.FAULT_START, node, details)
@@ -1409,8 +1543,13 @@ class _ScenarioRun:
 
     # ------------------------------------------------------------------ processes
 
+    def _go(self, node: str) -> None:
+        """Start the election of a member spawned ready (or spawn it, if it died)."""
+        if not self.lab.send(node, {"op": "go"}):
+            self._start(node)
+
     def _start(self, node: str) -> None:
-        """Start ``node`` (first start, ``start`` or ``restart``) unless it runs.
+        """Start ``node`` (``start`` or ``restart``) unless it runs.
 
         A member still stopping after a ``cancel`` is waited for, then started: as in
         the simulator, it comes back once it has stopped.

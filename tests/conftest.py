@@ -56,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
 #: the CPU and their timing bounds measure the elector, not the test run's load.
 REAL_TIME_MODULES = {
     "test_lab.py",
+    "test_lab_scenarios.py",
     "test_cli.py",
     "test_corrupt_rows.py",
     "test_orm.py",
@@ -63,6 +64,7 @@ REAL_TIME_MODULES = {
     "test_orm_faults.py",
     "test_orm_processes.py",
     "test_calibration.py",
+    "test_fault_parity.py",
 }
 
 

@@ -355,3 +355,72 @@ def test_the_readmes_shell_commands_work_as_printed(tmp_path: Path) -> None:
     for made in ("timeline.png", "tables/trace.csv", "run.jsonl", "sweep.csv", "heatmap.png"):
         assert (tmp_path / made).stat().st_size > 0, made
     assert (tmp_path / "juliet.yaml").read_text(encoding="utf-8").startswith("# hbase-juliet")
+
+
+# ---------------------------------------------------------------------- lab, --scale
+
+
+@pytest.mark.slow
+def test_lab_runs_a_scaled_entry_for_real_and_prints_its_verdict(tmp_path: Path) -> None:
+    traces = tmp_path / "traces"
+    result = run_cli(
+        "lab", "leader-pause-longer-than-lease", "--scale", "0.05", "--set", "duration=5",
+        "--members", "3", "--db", str(tmp_path / "e.db"), "--trace-dir", str(traces),
+        "--plot", str(tmp_path / "t.png"), "--csv", str(tmp_path / "tables"),
+    )  # fmt: skip
+    # A pause longer than the lease, unfenced: the paused leader's pending write is stale.
+    assert result.returncode == EXIT_UNSAFE, result.stdout + result.stderr
+    line = result.stdout.splitlines()[0]
+    assert line.startswith("leader-pause-longer-than-lease seed=0 lab (5 s): UNSAFE"), line
+    assert (tmp_path / "t.png").stat().st_size > 0
+    assert (tmp_path / "tables" / "writes.csv").stat().st_size > 0
+    assert sorted(p.name for p in traces.glob("*.jsonl")) == [
+        "lab.jsonl", "n1.jsonl", "n2.jsonl", "n3.jsonl",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("clock-drift-fast-follower",), "clocks: ['n2'] cannot be set in the real lab"),
+        (("wall-clock-step",), "kind 'clock_step' cannot run in the real lab"),
+        (("leader-crash", "--scale", "0"), "scale must be a finite number > 0, got 0.0"),
+        (("leader-crash", "--scale", "nan"), "scale must be a finite number > 0, got nan"),
+        (("leader-crash", "--members", "0"), "give at least 1 member"),
+        (("leader-crash", "--db", "/no/such/dir/e.db"), "directory /no/such/dir does not exist"),
+        (("no-such-entry",), "unknown scenario 'no-such-entry'"),
+    ],
+)
+def test_lab_refuses_bad_input_in_one_line_before_starting_anything(
+    args: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(["lab", *args])
+    except SystemExit as exc:  # argparse's own checks (e.g. --members 0) exit directly
+        code = exc.code  # type: ignore[assignment]
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len([line for line in err.splitlines() if line.startswith("leadersim")]) == 1, err
+    assert "Traceback" not in err
+
+
+def test_simulate_scale_runs_the_scenario_in_scaled_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["simulate", "leader-crash", "--scale", "0.1", "--set", "duration=12"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    # 300 s scaled by 0.1 is 30 s; the --set applies after scaling.
+    assert line.startswith("leader-crash seed=0 (12 s): SAFE"), line
+    failover = float(re.search(r"failovers 1 \(median ([\d.]+)s\)", line).group(1))  # type: ignore[union-attr]
+    assert 0.8 <= failover <= 1.2  # the catalogue's 8-12 s, scaled
+
+
+def test_member_takes_its_settings_as_one_json_object(tmp_path: Path) -> None:
+    settings = {"id": "", "db": str(tmp_path / "e.db")}
+    result = run_cli("member", "--settings", json.dumps(settings), timeout=30)
+    assert result.returncode == 2  # the same config check as with --id ''
+    assert "id must not be empty" in result.stderr
+    bad = run_cli("member", "--settings", '{"id": "n1", "db": "x", "colour": 1}', timeout=30)
+    assert bad.returncode == 2
+    assert "unknown key(s) ['colour']" in bad.stderr

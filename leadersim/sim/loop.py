@@ -62,12 +62,14 @@ class NodeTag:
         incarnation: Counts restarts of the node (0 for the first start).
     """
 
-    __slots__ = ("crashed", "held", "incarnation", "node", "paused", "tasks")
+    __slots__ = ("crashed", "held", "incarnation", "node", "paused", "pauses", "tasks")
 
     def __init__(self, node: str, incarnation: int = 0) -> None:
         self.node = node
         self.incarnation = incarnation
         self.paused = False
+        # Pauses in force: overlapping pauses compose, the node runs when the last ends.
+        self.pauses = 0
         self.crashed = False
         self.held: list[events.Handle] = []
         self.tasks: list[asyncio.Task[Any]] = []
@@ -338,11 +340,23 @@ class SimLoop(asyncio.BaseEventLoop):
         return self.create_task(coro, name=name, context=context)
 
     def pause(self, tag: NodeTag) -> None:
-        """Stop running ``tag``'s task steps and timer callbacks until :meth:`resume`."""
+        """Stop running ``tag``'s task steps and timer callbacks until :meth:`resume`.
+
+        Pauses are counted: a node paused twice runs again at the second resume (two
+        overlapping pause faults keep it paused until the later one ends).
+        """
+        tag.pauses += 1
         tag.paused = True
 
     def resume(self, tag: NodeTag) -> None:
-        """Run what ``tag`` held back while paused, in its original order."""
+        """End one :meth:`pause`; at the last one, run what ``tag`` held back, in order.
+
+        Resuming a node that is not paused does nothing.
+        """
+        if tag.pauses > 1:
+            tag.pauses -= 1
+            return
+        tag.pauses = 0
         tag.paused = False
         held, tag.held = tag.held, []
         for handle in held:
@@ -357,6 +371,7 @@ class SimLoop(asyncio.BaseEventLoop):
         """
         tag.crashed = True
         tag.paused = False
+        tag.pauses = 0
         tag.held.clear()
         self._crashed.append(tag)
         for task in tag.tasks:

@@ -22,56 +22,22 @@ import asyncio
 import dataclasses
 import random
 import sqlite3
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import simpy
 
-from leadersim.errors import (
-    NotLeaderError,
-    RecordConflictError,
-    StorageError,
-    StorageUnavailableError,
-)
+from leadersim.errors import NotLeaderError, RecordConflictError, StorageError
 from leadersim.record import Record
 from leadersim.sim.latency import Latency
 from leadersim.storage.base import TABLE_NAME_ELECTION
+from leadersim.storage.faultplan import OpRecord, StorageFaults, refusal
 from leadersim.storage.sqlite import SQLiteStatements
 from leadersim.trace import EventKind, Observer
 
 __all__ = ["ProtectedResource", "SimStorage", "StorageServer"]
 
 T = TypeVar("T")
-
-
-@dataclasses.dataclass(slots=True)
-class _Op:
-    node: str
-    op: str
-    sent_at: float
-    outcome: str = "pending"  # at the server: ok | conflict | error | dropped
-    seen: str = "pending"  # at the client: ok | conflict | error | timeout | no_reply
-    arrived_at: float | None = None
-    replied_at: float | None = None
-    leader_id: str | None = None
-    version: int | None = None
-
-
-@dataclasses.dataclass(slots=True)
-class _NodeFaults:
-    cut: dict[str, int] = dataclasses.field(default_factory=dict)  # mode -> active count
-    slow_s: float = 0.0
-    error_after_s: float | None = None
-    ambiguous: deque[float | None] = dataclasses.field(default_factory=deque)
-    conflict_rate: float = 0.0
-    busy_rate: float = 0.0
-
-    def is_cut(self, *modes: str) -> bool:
-        cut = self.cut
-        if not cut:  # the common case: never cut
-            return False
-        return any(cut.get(mode, 0) > 0 for mode in modes)
 
 
 class StorageServer:
@@ -107,29 +73,29 @@ class StorageServer:
         self.sql = SQLiteStatements.for_table(table_name)
         self.db = sqlite3.connect(":memory:", isolation_level=None)
         self.db.execute(self.sql.create)
-        self._faults: dict[str, _NodeFaults] = {}
+        self._faults: dict[str, StorageFaults] = {}
         self._leader_id = ""
 
     # ------------------------------------------------------------------ faults
 
-    def faults(self, node: str) -> _NodeFaults:
-        """The mutable fault state of ``node`` (the fault schedule drives it)."""
+    def faults(self, node: str) -> StorageFaults:
+        """The composed storage faults of ``node`` (the fault schedule drives them)."""
         state = self._faults.get(node)
         if state is None:
-            state = self._faults[node] = _NodeFaults()
+            state = self._faults[node] = StorageFaults()
         return state
 
     def start_cut(self, node: str, mode: str) -> None:
-        """Cut ``node`` off: ``request``, ``reply``, ``both`` or ``writes``."""
-        if mode not in ("request", "reply", "both", "writes"):
-            raise ValueError(f"unknown cut mode {mode!r}; allowed: request, reply, both, writes")
-        cut = self.faults(node).cut
-        cut[mode] = cut.get(mode, 0) + 1
+        """Cut ``node`` off: ``request``, ``reply``, ``both`` or ``writes``.
+
+        Raises:
+            ValueError: an unknown mode.
+        """
+        self.faults(node).start("cut", {"mode": mode})
 
     def end_cut(self, node: str, mode: str) -> None:
         """Heal one cut of ``node`` started with :meth:`start_cut`."""
-        cut = self.faults(node).cut
-        cut[mode] = max(0, cut.get(mode, 0) - 1)
+        self.faults(node).end("cut", {"mode": mode})
 
     def committed_record(self) -> Record:
         """The record as stored right now (no latency, no faults: the truth)."""
@@ -150,7 +116,7 @@ class StorageServer:
         latency = self.latency
         if self.latency_by_node or self.latency_by_op:
             latency = self.latency_by_node.get(node) or self.latency_by_op.get(op) or latency
-        return latency.sample(self._rng) + self.faults(node).slow_s / 2
+        return latency.sample(self._rng) + self.faults(node).leg_delay()
 
     def _at(self, delay: float, callback: Callable[[], None]) -> None:
         if delay <= 0.0:
@@ -162,22 +128,26 @@ class StorageServer:
         event.callbacks.append(lambda _event: callback())
 
     def submit(
-        self, node: str, op: str, execute: Callable[[_Op], T], *, write: bool
+        self, node: str, op: str, execute: Callable[[OpRecord], T], *, write: bool
     ) -> asyncio.Future[T]:
         """Send one operation from ``node``; ``execute(op_record)`` runs on arrival.
+
+        Each step is decided by the node's :class:`~leadersim.storage.faultplan.StorageFaults`
+        (the pipeline the real fault wrapper shares) and carried out in simulated time.
 
         Returns:
             A future resolved when the reply reaches the client (never, if it is lost).
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        record = _Op(node, op, self.env._now)
+        record = OpRecord(node, op, self.env._now)
         faults = self.faults(node)
-        if faults.error_after_s is not None:
+        sent = faults.on_send(self._rng)
+        if sent == "error":
             record.outcome = "error"
-            error = StorageError(f"simulated storage error for {node} ({op})")
-            self._at(faults.error_after_s, lambda: self._reply(record, future, error, None))
-        elif faults.is_cut("request", "both"):
-            record.outcome = "dropped"
+            after = faults.error_after_s or 0.0
+            error = refusal("error", node, op, after)
+            self._at(after, lambda: self._reply(record, future, error, None))
+        elif sent == "lost":
             self._emit(record, "no_reply")
         else:
             self._at(
@@ -187,22 +157,21 @@ class StorageServer:
         return future
 
     def _arrive(
-        self, record: _Op, future: asyncio.Future[T], execute: Callable[[_Op], T], write: bool
+        self,
+        record: OpRecord,
+        future: asyncio.Future[T],
+        execute: Callable[[OpRecord], T],
+        write: bool,
     ) -> None:
         record.arrived_at = self.env._now
         faults = self.faults(record.node)
         result: T | None = None
         error: BaseException | None = None
         extra_delay: float | None = 0.0
-        if write and faults.is_cut("writes"):
-            record.outcome = "error"
-            error = StorageError(f"simulated write failure for {record.node} ({record.op})")
-        elif faults.busy_rate and self._rng.random() < faults.busy_rate:
-            record.outcome = "error"
-            error = StorageUnavailableError(f"simulated busy database ({record.op})")
-        elif write and faults.conflict_rate and self._rng.random() < faults.conflict_rate:
-            record.outcome = "conflict"
-            error = RecordConflictError(f"simulated conflict ({record.op})")
+        arrival = faults.on_arrival(write, self._rng)
+        if arrival != "execute":
+            record.outcome = "conflict" if arrival == "conflict" else "error"
+            error = refusal(arrival, record.node, record.op)
         else:
             try:
                 result = execute(record)
@@ -213,9 +182,8 @@ class StorageServer:
             except (StorageError, NotLeaderError) as exc:
                 record.outcome = "error"
                 error = exc
-            if write and record.op == "update" and record.outcome == "ok" and faults.ambiguous:
-                extra_delay = faults.ambiguous.popleft()  # None: the reply is lost
-        if extra_delay is None:
+            extra_delay = faults.reply_delay(record.op, record.outcome)
+        if extra_delay is None:  # an ambiguous commit whose reply is lost
             self._emit(record, "no_reply")
             return
         self._at(
@@ -225,12 +193,12 @@ class StorageServer:
 
     def _reply(
         self,
-        record: _Op,
+        record: OpRecord,
         future: asyncio.Future[T],
         error: BaseException | None,
         result: T | None,
     ) -> None:
-        if self.faults(record.node).is_cut("reply", "both"):
+        if self.faults(record.node).reply_lost():
             self._emit(record, "no_reply")
             return
         record.replied_at = self.env._now
@@ -246,34 +214,20 @@ class StorageServer:
             future.set_result(result)  # type: ignore[arg-type]
             self._emit(record, "ok")
 
-    def _emit(self, record: _Op, seen: str) -> None:
+    def _emit(self, record: OpRecord, seen: str) -> None:
         """Trace one finished operation: the truth at the server and what the client saw.
 
-        ``seen`` is ``ok``, ``conflict`` or ``error`` when the reply reached a waiting
-        client, ``timeout`` when the client had already given up, and ``no_reply`` when
-        the request or the reply was lost.
+        ``seen`` follows :mod:`leadersim.storage.faultplan`: ``ok``, ``conflict`` or
+        ``error`` when the reply reached a waiting client, ``timeout`` when the client
+        had already given up, ``no_reply`` when the request or the reply was lost.
         """
         record.seen = seen
         if self._observer is not None:
-            self._observer(
-                record.node,
-                float("nan"),
-                EventKind.STORAGE_OP,
-                {
-                    "op": record.op,
-                    "outcome": record.outcome,
-                    "seen": seen,
-                    "sent_at": record.sent_at,
-                    "arrived_at": record.arrived_at,
-                    "replied_at": record.replied_at,
-                    "leader_id": record.leader_id,
-                    "version": record.version,
-                },
-            )
+            self._observer(record.node, float("nan"), EventKind.STORAGE_OP, record.details())
 
     # ------------------------------------------------------------------ SQL (inline)
 
-    def execute_get(self, op: _Op | None = None) -> Record:
+    def execute_get(self, op: OpRecord | None = None) -> Record:
         """Run ``SQLStorage.get``'s statement now."""
         try:
             rows = self.db.execute(self.sql.select).fetchall()
@@ -281,7 +235,7 @@ class StorageServer:
             raise StorageError(f"table {self.sql.table!r}: {exc}") from exc
         return self.sql.decode(rows)
 
-    def execute_update(self, record: Record, op: _Op | None = None) -> None:
+    def execute_update(self, record: Record, op: OpRecord | None = None) -> None:
         """Run ``SQLStorage.update``'s statement now (CAS on the version)."""
         statement, args = self.sql.write_args(record)
         try:
@@ -337,7 +291,7 @@ class SimStorage:
         """
         server = self.server
 
-        def execute(op: _Op) -> T:
+        def execute(op: OpRecord) -> T:
             server.db.execute("BEGIN IMMEDIATE")
             try:
                 if not leader_id or server.execute_get().leader_id != leader_id:
@@ -367,10 +321,10 @@ class _Outcome:
         return self.value
 
 
-def _capture(execute: Callable[[_Op], T]) -> Callable[[_Op], _Outcome]:
+def _capture(execute: Callable[[OpRecord], T]) -> Callable[[OpRecord], _Outcome]:
     """Deliver ``fn``'s own exceptions to the caller unchanged, not as server errors."""
 
-    def run(op: _Op) -> _Outcome:
+    def run(op: OpRecord) -> _Outcome:
         try:
             return _Outcome(execute(op))
         except (NotLeaderError, RecordConflictError, StorageError):

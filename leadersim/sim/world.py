@@ -31,7 +31,7 @@ from leadersim.config import Config
 from leadersim.elector import Elector
 from leadersim.errors import RenewFailedError, SafetyWarning
 from leadersim.sim.clock import NodeClock
-from leadersim.sim.faults import Fault
+from leadersim.sim.faults import FAULT_KINDS, Fault
 from leadersim.sim.loop import NodeTag, SimLoop
 from leadersim.sim.scenario import CallbackSpec, Scenario
 from leadersim.sim.storage import ProtectedResource, StorageServer
@@ -41,6 +41,8 @@ from leadersim.workload import leader_workload
 __all__ = ["Run", "World"]
 
 _ENV_CONTEXT = contextvars.Context()
+#: One world's step for a fault kind: ``step(index, node, fault)``.
+_FaultStep = Callable[[int, str, Fault], None]
 # Events that say which incarnation of a node they belong to.
 _TAGGED = frozenset(
     {
@@ -69,6 +71,10 @@ class _Node:
     task: asyncio.Task[None] | None = None
     incarnation: int = -1
     acting: bool = False
+    # The scenario's own drift of the node's clock, and the active clock_drift faults'
+    # ppm on top of it (overlapping drifts add up; ending one leaves the others).
+    base_drift_ppm: float = 0.0
+    drifts: list[float] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,6 +136,21 @@ class World:
         self.nodes: dict[str, _Node] = {}
         self._safety_warnings: list[str] = []
         self._resolved: dict[int, list[str]] = {}
+        self._paused: dict[tuple[int, str], NodeTag] = {}
+        self._starts: dict[str, _FaultStep] = {
+            "start": self._fault_start_node,
+            "restart": self._fault_start_node,
+            "crash": self._fault_crash,
+            "pause": self._fault_pause,
+            "cancel": self._fault_cancel,
+            "resign": self._fault_resign,
+            "clock_drift": self._fault_drift,
+            "clock_step": self._fault_step,
+        }
+        self._ends: dict[str, _FaultStep] = {
+            "pause": self._fault_resume,
+            "clock_drift": self._fault_drift_end,
+        }
         for node in scenario.nodes:
             self._add_node(node)
 
@@ -144,13 +165,14 @@ class World:
     def _add_node(self, node: str) -> _Node:
         index = len(self.nodes)
         clock_spec = self.scenario.clocks.get(node, {})
+        drift = float(clock_spec.get("drift_ppm", 0.0))
         clock = NodeClock(
             self._now,
             origin=1000.0 * (index + 1),
-            drift_ppm=float(clock_spec.get("drift_ppm", 0.0)),
+            drift_ppm=drift,
             wall_offset=float(clock_spec.get("wall_offset", 0.0)),
         )
-        state = self.nodes[node] = _Node(node, index, clock)
+        state = self.nodes[node] = _Node(node, index, clock, base_drift_ppm=drift)
         return state
 
     def _env_observer(
@@ -287,54 +309,90 @@ class World:
             details.update({k: v for k, v in fault.params})
             details["target"] = fault.target if isinstance(fault.target, str) else "list"
             self._env_observer(node, 0.0, EventKind.FAULT_START, details)
-            self._start_fault(node, fault)
+            self._start_fault(index, node, fault)
             duration = fault.duration
             if duration is not None:
                 self._call_at(self.env.now + duration, self._end, index, fault, node)
 
     def _end(self, index: int, fault: Fault, node: str) -> None:
-        self._end_fault(node, fault)
+        self._end_fault(index, node, fault)
         self._env_observer(node, 0.0, EventKind.FAULT_END, {"fault": index, "kind": fault.kind})
 
-    def _start_fault(self, node: str, fault: Fault) -> None:
-        state = self.nodes.get(node)
+    def _start_fault(self, index: int, node: str, fault: Fault) -> None:
+        """Start ``fault`` on ``node``: through the storage pipeline, or this world's step."""
         kind = fault.kind
-        if kind in ("start", "restart"):
-            self._start_node(node)
-            return
+        if FAULT_KINDS[kind].scope == "storage":
+            self._require(node, kind)
+            self.server.faults(node).start(kind, dict(fault.params))
+        else:
+            self._starts[kind](index, node, fault)
+
+    def _end_fault(self, index: int, node: str, fault: Fault) -> None:
+        """End ``fault`` on ``node`` (kinds that last a duration)."""
+        kind = fault.kind
+        if FAULT_KINDS[kind].scope == "storage":
+            self.server.faults(node).end(kind, dict(fault.params))
+        else:
+            end = self._ends.get(kind)
+            if end is not None:
+                end(index, node, fault)
+
+    def _require(self, node: str, kind: str) -> _Node:
+        state = self.nodes.get(node)
         if state is None:
             raise ValueError(f"fault {kind!r} targets unknown node {node!r}")
-        tag = state.tag
-        faults = self.server.faults(node)
-        if kind == "crash":
-            self._crash(state)
-        elif kind == "pause":
-            if tag is not None and not tag.crashed:
-                self.loop.pause(tag)
-        elif kind == "cancel":
-            if state.task is not None:
-                state.task.cancel()
-        elif kind == "resign":
-            elector = state.elector
-            if elector is not None and tag is not None and not tag.crashed:
-                duration = float(fault.get("resign_duration", 0.0))
-                self.loop.spawn(tag, _resign_quietly(elector, duration))
-        elif kind == "cut":
-            self.server.start_cut(node, fault.get("mode", "request"))
-        elif kind == "slow":
-            faults.slow_s += float(fault.get("latency_s"))
-        elif kind == "error":
-            faults.error_after_s = float(fault.get("after_s"))
-        elif kind == "ambiguous":
-            faults.ambiguous.append(fault.get("delay_s"))
-        elif kind == "clock_drift":
-            state.clock.set_drift(float(fault.get("ppm")))
-        elif kind == "clock_step":
-            state.clock.step_wall(float(fault.get("seconds")))
-        elif kind == "conflicts":
-            faults.conflict_rate = float(fault.get("rate"))
-        elif kind == "busy":
-            faults.busy_rate = float(fault.get("rate"))
+        return state
+
+    def _running_tag(self, node: str, kind: str) -> NodeTag | None:
+        tag = self._require(node, kind).tag
+        return None if tag is None or tag.crashed else tag
+
+    # One step per kind that is not a storage fault (scope node, clock or membership):
+    # ``_starts[kind](index, node, fault)`` and, for kinds that last, ``_ends[kind]``.
+
+    def _fault_start_node(self, index: int, node: str, fault: Fault) -> None:
+        self._start_node(node)
+
+    def _fault_crash(self, index: int, node: str, fault: Fault) -> None:
+        self._crash(self._require(node, fault.kind))
+
+    def _fault_pause(self, index: int, node: str, fault: Fault) -> None:
+        tag = self._running_tag(node, fault.kind)
+        if tag is not None:
+            # Remembered per fault: its end resumes the incarnation it paused (not a
+            # later one), and overlapping pauses are counted by the loop.
+            self._paused[(index, node)] = tag
+            self.loop.pause(tag)
+
+    def _fault_resume(self, index: int, node: str, fault: Fault) -> None:
+        tag = self._paused.pop((index, node), None)
+        if tag is not None and not tag.crashed:
+            self.loop.resume(tag)
+
+    def _fault_cancel(self, index: int, node: str, fault: Fault) -> None:
+        state = self._require(node, fault.kind)
+        if state.task is not None:
+            state.task.cancel()
+
+    def _fault_resign(self, index: int, node: str, fault: Fault) -> None:
+        tag = self._running_tag(node, fault.kind)
+        elector = self.nodes[node].elector
+        if tag is not None and elector is not None:
+            duration = float(fault.get("resign_duration", 0.0))
+            self.loop.spawn(tag, _resign_quietly(elector, duration))
+
+    def _fault_drift(self, index: int, node: str, fault: Fault) -> None:
+        state = self._require(node, fault.kind)
+        state.drifts.append(float(fault.get("ppm")))
+        state.clock.set_drift(state.base_drift_ppm + sum(state.drifts))
+
+    def _fault_drift_end(self, index: int, node: str, fault: Fault) -> None:
+        state = self.nodes[node]
+        state.drifts.remove(float(fault.get("ppm")))
+        state.clock.set_drift(state.base_drift_ppm + sum(state.drifts))
+
+    def _fault_step(self, index: int, node: str, fault: Fault) -> None:
+        self._require(node, fault.kind).clock.step_wall(float(fault.get("seconds")))
 
     def _crash(self, state: _Node) -> None:
         """Drop the node's running incarnation for good (nothing if it is down)."""
@@ -350,26 +408,6 @@ class World:
                 EventKind.CALLBACK_STOPPED,
                 {"reason": "crashed", "error": None, "incarnation": state.incarnation},
             )
-
-    def _end_fault(self, node: str, fault: Fault) -> None:
-        state = self.nodes[node]
-        faults = self.server.faults(node)
-        kind = fault.kind
-        if kind == "pause":
-            if state.tag is not None and not state.tag.crashed:
-                self.loop.resume(state.tag)
-        elif kind == "cut":
-            self.server.end_cut(node, fault.get("mode", "request"))
-        elif kind == "slow":
-            faults.slow_s -= float(fault.get("latency_s"))
-        elif kind == "error":
-            faults.error_after_s = None
-        elif kind == "clock_drift":
-            state.clock.set_drift(0.0)
-        elif kind == "conflicts":
-            faults.conflict_rate = 0.0
-        elif kind == "busy":
-            faults.busy_rate = 0.0
 
     # ------------------------------------------------------------------ run
 

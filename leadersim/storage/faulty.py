@@ -10,36 +10,30 @@ same to a real run: it wraps any :class:`~leadersim.Storage` (a
   by the caller, ``sent_at``, ``arrived_at``, ``replied_at``, ``leader_id`` and
   ``version`` of a committed update), so a real trace gets a storage lane and
   ``Result.storage_ops()`` reads it like a simulated one;
-- injects faults at run time through methods (:meth:`FaultyStorage.cut`,
-  :meth:`~FaultyStorage.heal`, :meth:`~FaultyStorage.slow`,
-  :meth:`~FaultyStorage.fail_after`, :meth:`~FaultyStorage.recover`), each traced as a
-  ``fault_start`` / ``fault_end`` event of the wrapper's node, so the analysis can name a
-  fault as the cause of a failover.
+- injects every fault kind of scope ``storage`` in :data:`~leadersim.faults.FAULT_KINDS`
+  (:data:`~leadersim.storage.faultplan.STORAGE_KINDS`) at run time through
+  :meth:`FaultyStorage.start_fault` / :meth:`~FaultyStorage.end_fault`, each traced as a
+  ``fault_start`` / ``fault_end`` event of the wrapper's node with the simulator's
+  details, so the analysis can name a fault as the cause of a failover. (The older
+  :meth:`~FaultyStorage.cut`, :meth:`~FaultyStorage.heal`, :meth:`~FaultyStorage.slow`,
+  :meth:`~FaultyStorage.fail_after` and :meth:`~FaultyStorage.recover` are thin wrappers.)
 
-What each fault does to one operation, in order (the simulator's order)::
-
-    fail_after(s)    wait s, raise StorageError; the inner storage is never reached
-    cut("request")   the request is lost: the call hangs until the caller cancels it
-    cut("both")      (as "request"; and replies are lost too)
-    slow(s)          wait s/2 ("request latency")
-    cut("writes")    update / txn raise StorageError without reaching the inner storage;
-                     reads still work
-                     ... the inner storage runs the operation ...
-    slow(s)          wait s/2 ("reply latency")
-    cut("reply")     the reply is lost: the operation has taken effect (an update may
-                     have committed) but the call hangs until the caller cancels it
-
-A hung call stays hung after :meth:`~FaultyStorage.heal`, like a lost packet: the
-elector's own deadline is what ends it (the reference has no per-request timeout). Waits
-use the injected :class:`~leadersim.clock.Clock`; trace instants (``sent_at`` ...) use a
+What the faults do to one operation, and how overlapping faults compose, is decided by
+the pipeline the simulator shares, :mod:`leadersim.storage.faultplan`; this wrapper
+carries each decision out on the running loop. The network latency is the real one; a
+``slow`` fault waits half its latency before the operation reaches the inner storage and
+half after. A request or reply that is lost is traced at once (``seen`` = ``no_reply``)
+and the call hangs until its caller gives up, like a lost packet: the elector's own
+deadline is what ends it (the reference has no per-request timeout). Waits use the
+injected :class:`~leadersim.clock.Clock`; trace instants (``sent_at`` ...) use a
 ``true_clock``, by default :func:`time.monotonic`, which is what
 :class:`~leadersim.trace.TraceRecorder` stamps ``true_time`` with and what asyncio's
 default loops read, so they line up with the rest of a real trace.
 
-A ``get`` or ``update`` that reached the inner storage finishes there even if its caller
-gives up meanwhile (as a statement sent to a database does); the trace then records the
-true outcome with ``seen`` = ``timeout``. A leader transaction is not shielded: cancelling
-its caller cancels ``fn`` and rolls it back, as without the wrapper.
+A ``get`` or ``update`` goes on without its caller (as a request on the wire and a
+statement sent to a database do): when the caller gives up first, the trace records the
+true outcome when the reply comes, with ``seen`` = ``timeout``. A leader transaction does
+not: cancelling its caller cancels ``fn`` and rolls it back, as without the wrapper.
 """
 
 from __future__ import annotations
@@ -47,15 +41,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, Generic, TypeVar, overload
 
 from leadersim.clock import Clock, RealClock
-from leadersim.errors import RecordConflictError, StorageError
+from leadersim.errors import RecordConflictError
+from leadersim.faults import CUT_MODES as _CUT_MODES
+from leadersim.faults import FAULT_KINDS, check_params
 from leadersim.record import Record
 from leadersim.storage.base import LeaderLockStorage, Storage
+from leadersim.storage.faultplan import STORAGE_KINDS, OpRecord, StorageFaults, refusal
 from leadersim.trace import EventKind, Observer, Scalar
 
 __all__ = ["CUT_MODES", "FaultyLeaderLockStorage", "FaultyStorage"]
@@ -63,29 +61,24 @@ __all__ = ["CUT_MODES", "FaultyLeaderLockStorage", "FaultyStorage"]
 T = TypeVar("T")
 
 #: Modes of :meth:`FaultyStorage.cut`: requests lost, replies lost, both, writes refused.
-CUT_MODES: Final = ("request", "reply", "both", "writes")
+CUT_MODES: Final = _CUT_MODES
 
 
 @dataclasses.dataclass(slots=True)
-class _Op:
-    """One operation's trace row, filled in as it goes through the pipeline."""
+class _Active:
+    """A fault in force: what to undo when it ends, and its timer if it ends by itself."""
 
-    op: str
-    sent_at: float
-    outcome: str = "dropped"  # at the inner storage: ok | conflict | error | dropped
-    arrived_at: float | None = None
-    replied_at: float | None = None
-    leader_id: str | None = None
-    version: int | None = None
-    handed_off: bool = False  # the caller gave up; the inner task reports when it ends
-
-
-@dataclasses.dataclass(slots=True)
-class _Fault:
-    """An active fault: its trace id and kind."""
-
-    fault_id: str
     kind: str
+    params: dict[str, Any]
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _Reply(Generic[T]):
+    """What reached the caller's side: a result or an error."""
+
+    result: T | None = None
+    error: BaseException | None = None
 
 
 class FaultyStorage:
@@ -98,7 +91,7 @@ class FaultyStorage:
     Args:
         inner: The storage to wrap (any :class:`~leadersim.Storage`).
         node: Id of the member using this storage: the ``node`` of its trace events.
-        clock: Clock of the injected waits (``slow``, ``fail_after``); defaults to
+        clock: Clock of the injected waits and of fault durations; defaults to
             :class:`~leadersim.clock.RealClock`. Its :meth:`~leadersim.clock.Clock.monotonic`
             is the events' ``local_time``.
         observer: Receives ``storage_op``, ``fault_start`` and ``fault_end`` events
@@ -106,6 +99,8 @@ class FaultyStorage:
         true_clock: Returns the run's reference time in seconds for ``sent_at``,
             ``arrived_at`` and ``replied_at``; defaults to :func:`time.monotonic`, the
             default true clock of :class:`~leadersim.trace.TraceRecorder`.
+        rng: Random source of the ``busy`` and ``conflicts`` draws (seed it for a
+            reproducible sequence); a fresh unseeded one by default.
 
     Raises:
         TypeError: ``inner`` is not a storage.
@@ -120,6 +115,7 @@ class FaultyStorage:
         clock: Clock | None = None,
         observer: Observer | None = None,
         true_clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
     ) -> FaultyLeaderLockStorage: ...
 
     @overload
@@ -131,6 +127,7 @@ class FaultyStorage:
         clock: Clock | None = None,
         observer: Observer | None = None,
         true_clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
     ) -> FaultyStorage: ...
 
     def __new__(
@@ -141,6 +138,7 @@ class FaultyStorage:
         clock: Clock | None = None,
         observer: Observer | None = None,
         true_clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
     ) -> FaultyStorage:
         """Pick :class:`FaultyLeaderLockStorage` when ``inner`` offers fencing."""
         if cls is FaultyStorage and isinstance(inner, LeaderLockStorage):
@@ -155,6 +153,7 @@ class FaultyStorage:
         clock: Clock | None = None,
         observer: Observer | None = None,
         true_clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not isinstance(inner, Storage):
             raise TypeError(
@@ -165,9 +164,13 @@ class FaultyStorage:
         self._clock: Clock = clock if clock is not None else RealClock()
         self._observer = observer
         self._true_clock = true_clock or time.monotonic
-        self._cuts: dict[str, _Fault] = {}
-        self._slow: tuple[float, _Fault] | None = None
-        self._fail: tuple[float, _Fault] | None = None
+        self._rng = rng if rng is not None else random.Random()
+        self._plan = StorageFaults()
+        self._active: dict[int | str, _Active] = {}
+        # Faults started by the older methods (cut, slow, fail_after), by their id.
+        self._cuts: dict[str, str] = {}
+        self._slow: str | None = None
+        self._fail: str | None = None
         self._faults_started = 0
         self._late: set[asyncio.Task[Any]] = set()
 
@@ -184,21 +187,102 @@ class FaultyStorage:
         return self._node
 
     @property
+    def faults(self) -> StorageFaults:
+        """The composed fault state the pipeline reads (see :mod:`~leadersim.storage.faultplan`)."""
+        return self._plan
+
+    @property
     def cut_modes(self) -> frozenset[str]:
         """The cut modes active now (a subset of :data:`CUT_MODES`)."""
-        return frozenset(self._cuts)
+        return frozenset(mode for mode in CUT_MODES if self._plan.is_cut(mode))
 
     @property
     def slow_duration(self) -> float:
         """Seconds of extra latency added to each operation now (0 when not slow)."""
-        return 0.0 if self._slow is None else self._slow[0]
+        return self._plan.slow_s
 
     @property
     def fail_after_duration(self) -> float | None:
         """Seconds after which each operation fails now, or ``None`` when it does not."""
-        return None if self._fail is None else self._fail[0]
+        return self._plan.error_after_s
 
     # ------------------------------------------------------------------ faults
+
+    def start_fault(
+        self,
+        index: int | str,
+        kind: str,
+        params: Mapping[str, Scalar],
+        *,
+        target: str | None = None,
+    ) -> None:
+        """Start fault number ``index`` of a storage kind on this member, traced.
+
+        Faults compose with those already active (as in the simulator). A fault with a
+        ``duration`` ends by itself after it (on this wrapper's clock); without one it
+        lasts until :meth:`end_fault`. ``ambiguous`` happens at once: it arms a
+        one-shot for the next committed update, which has no end.
+
+        Args:
+            index: The fault's number (its schedule index): the ``fault`` of its
+                ``fault_start`` / ``fault_end`` events, and what :meth:`end_fault` takes.
+            kind: A kind of scope ``storage`` (one of
+                :data:`~leadersim.storage.faultplan.STORAGE_KINDS`), e.g. ``cut``
+                (``mode``), ``slow`` (``latency_s``), ``error`` (``after_s``),
+                ``ambiguous`` (``delay_s``; ``None`` or absent: the reply is lost),
+                ``conflicts`` or ``busy`` (``rate``).
+            params: The kind's parameters, checked as in a scenario; ``duration`` (in
+                seconds) may be left out, or ``None``, for a fault ended by
+                :meth:`end_fault`.
+            target: The schedule's target, recorded in the ``fault_start`` event as the
+                simulator records it.
+
+        Raises:
+            ValueError: ``kind`` is not a storage kind, or fault ``index`` is active.
+            ConfigError: a bad or missing parameter (the message names it).
+        """
+        row = FAULT_KINDS.get(kind)
+        if row is None or row.scope != "storage":
+            raise ValueError(
+                f"{kind!r} is not a storage fault kind; FaultyStorage injects {list(STORAGE_KINDS)}"
+            )
+        if index in self._active:
+            raise ValueError(f"fault {index!r} is already active on {self._label}")
+        checked = check_params(kind, params, where=f"fault {index!r}", open_ended=True)
+        details: dict[str, Scalar] = {"fault": index, "kind": kind, **checked}
+        if row.ends == "duration":
+            details.setdefault("duration", None)  # None: ended by its fault_end event
+        if target is not None:
+            details["target"] = target
+        self._trace(EventKind.FAULT_START, details)
+        self._plan.start(kind, checked)
+        if row.ends != "duration":
+            return
+        active = self._active[index] = _Active(kind, checked)
+        duration = checked.get("duration")
+        if duration is not None:
+            active.timer = self._clock.call_later(float(duration), self.end_fault, index)
+
+    def end_fault(self, index: int | str) -> None:
+        """End fault number ``index`` started by :meth:`start_fault`, traced.
+
+        Ending a fault that is not active (it has ended by itself, or it happens at
+        once) does nothing, so a caller may end every fault it started.
+        """
+        active = self._active.pop(index, None)
+        if active is None:
+            return
+        if active.timer is not None:
+            active.timer.cancel()
+        self._plan.end(active.kind, active.params)
+        self._trace(EventKind.FAULT_END, {"fault": index, "kind": active.kind})
+
+    def _start_own(self, kind: str, **params: Scalar) -> str:
+        """Start an open-ended fault for one of the older methods; returns its id."""
+        self._faults_started += 1
+        fault_id = f"faulty-{self._faults_started}"
+        self.start_fault(fault_id, kind, params)
+        return fault_id
 
     def cut(self, mode: str = "request") -> None:
         """Cut this member off from its storage from now on (until :meth:`heal`).
@@ -208,15 +292,15 @@ class FaultyStorage:
                 storage), ``reply`` (the inner storage runs the operation, then the call
                 hangs: an ambiguous outcome), ``both``, or ``writes`` (``update`` and
                 ``txn_with_leader_lock`` raise :class:`~leadersim.StorageError` without
-                reaching the inner storage; reads work). Cutting an active mode again
-                does nothing.
+                reaching the inner storage; reads work). Cutting a mode this method has
+                cut again does nothing.
 
         Raises:
             ValueError: ``mode`` is not one of :data:`CUT_MODES`.
         """
         _check_mode(mode)
         if mode not in self._cuts:
-            self._cuts[mode] = self._start_fault("cut", mode=mode)
+            self._cuts[mode] = self._start_own("cut", mode=mode)
 
     def heal(self, mode: str = "request") -> None:
         """End the cut ``mode`` started by :meth:`cut` (nothing if it is not active).
@@ -229,55 +313,43 @@ class FaultyStorage:
         _check_mode(mode)
         fault = self._cuts.pop(mode, None)
         if fault is not None:
-            self._end_fault(fault)
+            self.end_fault(fault)
 
     def slow(self, seconds: float) -> None:
         """Add ``seconds`` of latency to every operation from now on (0 ends it).
 
         Half is waited before the operation reaches the inner storage, half after. A
-        new value replaces the previous one.
+        new value replaces the one this method set before (faults started with
+        :meth:`start_fault` stay and add up).
 
         Raises:
             ValueError: ``seconds`` is negative or not finite.
         """
         seconds = _check_seconds("slow", seconds)
         if self._slow is not None:
-            self._end_fault(self._slow[1])
+            self.end_fault(self._slow)
             self._slow = None
         if seconds > 0:
-            self._slow = (seconds, self._start_fault("slow", latency_s=seconds))
+            self._slow = self._start_own("slow", latency_s=seconds)
 
     def fail_after(self, seconds: float) -> None:
         """Make every operation raise :class:`~leadersim.StorageError` after ``seconds``.
 
         Until :meth:`recover`, no operation reaches the inner storage. A new value
-        replaces the previous one.
+        replaces the one this method set before.
 
         Raises:
             ValueError: ``seconds`` is negative or not finite.
         """
         seconds = _check_seconds("fail_after", seconds)
         self.recover()
-        self._fail = (seconds, self._start_fault("error", after_s=seconds))
+        self._fail = self._start_own("error", after_s=seconds)
 
     def recover(self) -> None:
         """End :meth:`fail_after` (nothing if it is not active)."""
         if self._fail is not None:
-            self._end_fault(self._fail[1])
+            self.end_fault(self._fail)
             self._fail = None
-
-    def _start_fault(self, kind: str, **params: Scalar) -> _Fault:
-        self._faults_started += 1
-        fault = _Fault(f"faulty-{self._faults_started}", kind)
-        # ``duration`` None: an open-ended fault, ended by its fault_end event.
-        self._trace(
-            EventKind.FAULT_START,
-            {"fault": fault.fault_id, "kind": kind, **params, "duration": None},
-        )
-        return fault
-
-    def _end_fault(self, fault: _Fault) -> None:
-        self._trace(EventKind.FAULT_END, {"fault": fault.fault_id, "kind": fault.kind})
 
     # ------------------------------------------------------------------ Storage
 
@@ -285,18 +357,20 @@ class FaultyStorage:
         """Read the record through the faults (see :meth:`Storage.get`).
 
         Raises:
-            StorageError: the inner read failed, or ``fail_after`` is active.
+            StorageError: the inner read failed, or an ``error`` or ``busy`` fault
+                refused it.
         """
         inner = self._inner
-        return await self._call("get", inner.get, write=False, shield=True)
+        return await self._call("get", inner.get, write=False, detached=True)
 
     async def update(self, record: Record, is_leader_changed: bool) -> None:
         """CAS-write ``record`` through the faults (see :meth:`Storage.update`).
 
         Raises:
-            RecordConflictError: the stored version is not ``record.version``.
-            StorageError: the inner write failed, writes are cut, or ``fail_after`` is
-                active.
+            RecordConflictError: the stored version is not ``record.version`` (or a
+                ``conflicts`` fault refused it).
+            StorageError: the inner write failed, or a fault refused it (writes cut,
+                ``error``, ``busy``).
         """
         record = record.clone()  # what is traced is what was sent
 
@@ -307,7 +381,7 @@ class FaultyStorage:
             "update",
             run,
             write=True,
-            shield=True,
+            detached=True,
             committed=(record.leader_id, record.version + 1),
         )
 
@@ -317,108 +391,126 @@ class FaultyStorage:
         run: Callable[[], Awaitable[T]],
         *,
         write: bool,
-        shield: bool,
+        detached: bool,
         committed: tuple[str, int] | None = None,
     ) -> T:
-        """Send one operation through the fault pipeline and trace it."""
-        trace = _Op(op, self._true_clock())
-        try:
-            if self._fail is not None:
-                delay = self._fail[0]
-                trace.outcome = "error"
-                await self._clock.sleep(delay)
-                trace.replied_at = self._true_clock()
-                self._emit(trace, "error")
-                raise StorageError(
-                    f"injected fault on {self._label}: {op} failed after {delay:g} s "
-                    "(fail_after is active)"
-                )
-            if self._is_cut("request", "both"):
-                await _hang()
-            slow = self.slow_duration
-            if slow > 0:
-                await self._clock.sleep(slow / 2)
-            error: BaseException | None = None
-            result: T | None = None
-            if write and self._is_cut("writes"):
-                trace.outcome = "error"
-                error = StorageError(
-                    f"injected fault on {self._label}: writes are cut; {op} refused "
-                    "without reaching the storage"
-                )
-            else:
-                trace.arrived_at = self._true_clock()
-                # Interrupted inside the inner storage: a leader txn rolled back.
-                trace.outcome = "error"
-                try:
-                    if shield:
-                        result = await self._run_shielded(trace, run, committed)
-                    else:
-                        result = await run()
-                    trace.outcome = "ok"
-                    if committed is not None:
-                        trace.leader_id, trace.version = committed
-                except RecordConflictError as exc:
-                    trace.outcome = "conflict"
-                    error = exc
-                except Exception as exc:
-                    trace.outcome = "error"
-                    error = exc
-            if slow > 0:
-                await self._clock.sleep(slow / 2)
-            if self._is_cut("reply", "both"):
-                await _hang()
-            trace.replied_at = self._true_clock()
-            if error is not None:
-                self._emit(trace, _seen(error))
-                raise error
-            self._emit(trace, "ok")
-            return result  # type: ignore[return-value]
-        except asyncio.CancelledError:
-            if not trace.handed_off:
-                self._emit(trace, "timeout")
-            raise
+        """Send one operation through the fault pipeline and trace it.
 
-    async def _run_shielded(
+        ``detached``: the operation travels in its own task, so it goes on when the
+        caller gives up; else it runs in the caller's task and a cancel stops it.
+        """
+        record = OpRecord(self._node, op, self._true_clock())
+        if not detached:
+            try:
+                reply = await self._travel(record, run, write, committed)
+            except asyncio.CancelledError:
+                if record.seen == "pending":  # the caller gave up first
+                    self._emit(record, "timeout")
+                raise
+            if reply is None:
+                await _hang()  # lost (already traced): until the caller gives up
+            assert reply is not None
+            return self._deliver(record, reply)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._travel_detached(record, run, write, committed, future))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+        # Cancelling the caller cancels only this future: the operation sees it is done
+        # when its reply comes, and traces seen = timeout.
+        return await future
+
+    async def _travel_detached(
         self,
-        trace: _Op,
+        record: OpRecord,
         run: Callable[[], Awaitable[T]],
+        write: bool,
         committed: tuple[str, int] | None,
-    ) -> T:
-        """Run ``run()`` to its end even if the caller gives up meanwhile."""
-        task: asyncio.Task[T] = asyncio.ensure_future(run())
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # The caller gave up: trace the true outcome when the inner storage is done
-            # (at once if it finished in the same instant).
-            trace.handed_off = True
-            self._late.add(task)
-            task.add_done_callback(lambda done: self._finish_late(trace, done, committed))
-            raise
-
-    def _finish_late(
-        self, trace: _Op, task: asyncio.Task[Any], committed: tuple[str, int] | None
+        future: asyncio.Future[T],
     ) -> None:
-        """Trace an operation whose caller gave up before the inner storage answered."""
-        self._late.discard(task)
-        if task.cancelled():  # closed while in flight: what happened is unknown
-            trace.outcome = "error"
-        else:
-            error = task.exception()  # retrieved: nobody else will
-            if error is None:
-                trace.outcome = "ok"
-                if committed is not None:
-                    trace.leader_id, trace.version = committed
-            else:
-                trace.outcome = "conflict" if isinstance(error, RecordConflictError) else "error"
-        if not self._is_cut("reply", "both"):
-            trace.replied_at = self._true_clock()
-        self._emit(trace, "timeout")
+        try:
+            reply = await self._travel(record, run, write, committed)
+        except asyncio.CancelledError:  # the wrapper closed with the operation in flight
+            if record.seen == "pending":
+                self._emit(record, "timeout" if future.done() else "no_reply")
+            future.cancel()
+            raise
+        except Exception as exc:  # a failure of the wrapper itself: the caller gets it
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if reply is None:
+            return  # lost (already traced): the caller waits until it gives up
+        if future.done():  # the caller gave up before the reply came
+            self._emit(record, "timeout")
+            return
+        try:
+            future.set_result(self._deliver(record, reply))
+        except Exception as exc:  # the storage's answer is an error: the caller raises it
+            future.set_exception(exc)
 
-    def _is_cut(self, *modes: str) -> bool:
-        cuts = self._cuts
-        return bool(cuts) and any(mode in cuts for mode in modes)
+    async def _travel(
+        self,
+        record: OpRecord,
+        run: Callable[[], Awaitable[T]],
+        write: bool,
+        committed: tuple[str, int] | None,
+    ) -> _Reply[T] | None:
+        """Carry one operation to the caller's side; ``None``: it was lost (and traced)."""
+        plan = self._plan
+        sent = plan.on_send(self._rng)
+        if sent == "error":
+            after = plan.error_after_s or 0.0
+            record.outcome = "error"
+            await self._wait(after)
+            reply: _Reply[T] = _Reply(error=refusal("error", self._node, record.op, after))
+        elif sent == "lost":
+            self._emit(record, "no_reply")
+            return None
+        else:
+            await self._wait(plan.leg_delay())
+            record.arrived_at = self._true_clock()
+            arrival = plan.on_arrival(write, self._rng)
+            extra: float | None = 0.0
+            if arrival != "execute":
+                record.outcome = "conflict" if arrival == "conflict" else "error"
+                reply = _Reply(error=refusal(arrival, self._node, record.op))
+            else:
+                # Interrupted inside the inner storage: a leader txn rolled back.
+                record.outcome = "error"
+                try:
+                    reply = _Reply(result=await run())
+                    record.outcome = "ok"
+                    if committed is not None:
+                        record.leader_id, record.version = committed
+                except RecordConflictError as exc:
+                    record.outcome = "conflict"
+                    reply = _Reply(error=exc)
+                except Exception as exc:
+                    record.outcome = "error"
+                    reply = _Reply(error=exc)
+                extra = plan.reply_delay(record.op, record.outcome)
+            if extra is None:  # an ambiguous commit whose reply is lost
+                self._emit(record, "no_reply")
+                return None
+            await self._wait(plan.leg_delay() + extra)
+        if plan.reply_lost():
+            self._emit(record, "no_reply")
+            return None
+        record.replied_at = self._true_clock()
+        return reply
+
+    def _deliver(self, record: OpRecord, reply: _Reply[T]) -> T:
+        """Trace what the waiting caller sees, and give it the result or raise."""
+        error = reply.error
+        if error is not None:
+            self._emit(record, "conflict" if isinstance(error, RecordConflictError) else "error")
+            raise error
+        self._emit(record, "ok")
+        return reply.result  # type: ignore[return-value]
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds > 0:  # no wait, no yield: as the simulator's zero-latency leg
+            await self._clock.sleep(seconds)
 
     # ------------------------------------------------------------------ trace
 
@@ -426,25 +518,15 @@ class FaultyStorage:
     def _label(self) -> str:
         return f"node {self._node!r}" if self._node else "a FaultyStorage"
 
-    def _emit(self, trace: _Op, seen: str) -> None:
+    def _emit(self, record: OpRecord, seen: str) -> None:
         """Trace one finished operation: the truth at the inner storage, what was seen.
 
-        ``seen`` is ``ok``, ``conflict`` or ``error`` when the caller got that answer,
-        and ``timeout`` when the caller gave up (was cancelled) first.
+        ``seen`` follows :mod:`leadersim.storage.faultplan`: ``ok``, ``conflict`` or
+        ``error`` when the caller got that answer, ``no_reply`` when the request or the
+        reply was lost, ``timeout`` when the caller gave up before the reply came.
         """
-        self._trace(
-            EventKind.STORAGE_OP,
-            {
-                "op": trace.op,
-                "outcome": trace.outcome,
-                "seen": seen,
-                "sent_at": trace.sent_at,
-                "arrived_at": trace.arrived_at,
-                "replied_at": trace.replied_at,
-                "leader_id": trace.leader_id,
-                "version": trace.version,
-            },
-        )
+        record.seen = seen
+        self._trace(EventKind.STORAGE_OP, record.details())
 
     def _trace(self, kind: EventKind, details: dict[str, Scalar]) -> None:
         if self._observer is not None:
@@ -453,10 +535,14 @@ class FaultyStorage:
     # ------------------------------------------------------------------ lifecycle
 
     async def close(self) -> None:
-        """Stop the operations whose callers gave up, then close the inner storage.
+        """Stop the operations still in flight, then close the inner storage.
 
+        Fault timers are cancelled (the faults stay as they are: the wrapper is done).
         The inner storage is closed with its ``close()`` (or ``aclose()``) if it has one.
         """
+        for active in self._active.values():
+            if active.timer is not None:
+                active.timer.cancel()
         late = list(self._late)
         for task in late:
             task.cancel()
@@ -479,12 +565,8 @@ class FaultyStorage:
         await self.close()
 
     def __repr__(self) -> str:
-        faults = [f"cut={mode}" for mode in self._cuts]
-        if self._slow is not None:
-            faults.append(f"slow={self._slow[0]:g}s")
-        if self._fail is not None:
-            faults.append(f"fail_after={self._fail[0]:g}s")
-        shown = " ".join(faults) or "no faults"
+        faults = [FAULT_KINDS[active.kind].label(active.params) for active in self._active.values()]
+        shown = ", ".join(faults) or "no faults"
         return f"<{type(self).__name__} node={self._node!r} {shown} inner={self._inner!r}>"
 
 
@@ -506,12 +588,15 @@ class FaultyLeaderLockStorage(FaultyStorage):
         clock: Clock | None = None,
         observer: Observer | None = None,
         true_clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not isinstance(inner, LeaderLockStorage):
             raise TypeError(
                 f"FaultyLeaderLockStorage wraps a storage with txn_with_leader_lock, got {inner!r}"
             )
-        super().__init__(inner, node=node, clock=clock, observer=observer, true_clock=true_clock)
+        super().__init__(
+            inner, node=node, clock=clock, observer=observer, true_clock=true_clock, rng=rng
+        )
         self._lock_inner = inner
 
     @property
@@ -522,20 +607,20 @@ class FaultyLeaderLockStorage(FaultyStorage):
     async def txn_with_leader_lock(self, leader_id: str, fn: Callable[[Any], Awaitable[T]]) -> T:
         """Run the inner leader transaction through the faults (traced as op ``txn``).
 
-        A write for the faults: refused while writes are cut. Not shielded: cancelling
+        A write for the faults: refused while writes are cut. Not detached: cancelling
         the caller cancels ``fn`` and rolls the transaction back.
 
         Raises:
             NotLeaderError: the stored leader is not ``leader_id``.
-            StorageError: the inner storage failed, writes are cut, or ``fail_after`` is
-                active.
+            StorageError: the inner storage failed, or a fault refused it (writes cut,
+                ``error``, ``busy``).
             Exception: whatever ``fn`` raised, unchanged, after rolling back.
         """
 
         def run() -> Awaitable[T]:
             return self._lock_inner.txn_with_leader_lock(leader_id, fn)
 
-        return await self._call("txn", run, write=True, shield=False)
+        return await self._call("txn", run, write=True, detached=False)
 
 
 def _check_mode(mode: str) -> None:
@@ -549,10 +634,6 @@ def _check_seconds(name: str, seconds: float) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{name} takes finite seconds >= 0, got {seconds!r}")
     return float(seconds)
-
-
-def _seen(error: BaseException) -> str:
-    return "conflict" if isinstance(error, RecordConflictError) else "error"
 
 
 async def _hang() -> None:

@@ -345,9 +345,9 @@ def test_cut_writes_answers_reads_and_refuses_writes_with_a_storage_error(net: N
         await net.client("n2").update(led_by("n2"), True)
         net.server.start_cut("n1", "writes")
         read = await net.client("n1").get()
-        with pytest.raises(StorageError, match="simulated write failure"):
+        with pytest.raises(StorageError, match="writes are cut"):
             await net.client("n1").update(led_by("n1", read.version), True)
-        with pytest.raises(StorageError, match="simulated write failure"):
+        with pytest.raises(StorageError, match="writes are cut"):
             await net.client("n1").txn_with_leader_lock("n2", _returns_true)
         return read
 
@@ -382,7 +382,7 @@ def test_unknown_cut_mode_is_refused_naming_the_modes(net: Net) -> None:
 
 
 def test_slow_adds_half_its_latency_in_each_direction(net: Net) -> None:
-    net.server.faults("n1").slow_s = 1.0
+    net.server.faults("n1").start("slow", {"latency_s": 1.0, "duration": 10})
 
     async def main() -> float:
         await net.client("n1").get()
@@ -396,12 +396,15 @@ def test_slow_adds_half_its_latency_in_each_direction(net: Net) -> None:
 def test_error_after_fails_every_operation_after_that_delay_without_executing_it(
     net: Net,
 ) -> None:
-    net.server.faults("n1").error_after_s = 2.0
+    net.server.faults("n1").start("error", {"after_s": 2.0, "duration": 10})
 
     async def main() -> list[float]:
         failed_at = []
         for call in (net.client("n1").get(), net.client("n1").update(led_by("n1"), True)):
-            with pytest.raises(StorageError, match="simulated storage error"):
+            with pytest.raises(
+                StorageError,
+                match=r"storage error for node 'n1': (get|update) failed after 2 s",
+            ):
                 await call
             failed_at.append(net.now())
         return failed_at
@@ -415,7 +418,7 @@ def test_error_after_fails_every_operation_after_that_delay_without_executing_it
 
 
 def test_busy_injection_fails_operations_as_an_unavailable_database(net: Net) -> None:
-    net.server.faults("n1").busy_rate = 1.0
+    net.server.faults("n1").start("busy", {"rate": 1.0, "duration": 10})
 
     async def main() -> None:
         with pytest.raises(StorageUnavailableError, match="busy"):
@@ -431,11 +434,11 @@ def test_busy_injection_fails_operations_as_an_unavailable_database(net: Net) ->
 def test_conflict_injection_refuses_writes_at_the_right_version_but_not_reads(
     net: Net,
 ) -> None:
-    net.server.faults("n1").conflict_rate = 1.0
+    net.server.faults("n1").start("conflicts", {"rate": 1.0, "duration": 10})
 
     async def main() -> Record:
         read = await net.client("n1").get()
-        with pytest.raises(RecordConflictError, match="simulated conflict"):
+        with pytest.raises(RecordConflictError, match="injected version conflict"):
             await net.client("n1").update(led_by("n1", read.version), True)
         return read
 
@@ -449,7 +452,7 @@ def test_conflict_injection_refuses_writes_at_the_right_version_but_not_reads(
 
 def test_conflict_injection_at_a_rate_hits_about_that_share_of_writes() -> None:
     network = Net()
-    network.server.faults("n1").conflict_rate = 0.3
+    network.server.faults("n1").start("conflicts", {"rate": 0.3, "duration": 10})
     try:
 
         async def main() -> int:
@@ -473,7 +476,7 @@ def test_conflict_injection_at_a_rate_hits_about_that_share_of_writes() -> None:
 
 
 def test_ambiguous_update_commits_but_its_reply_is_lost(net: Net) -> None:
-    net.server.faults("n1").ambiguous.append(None)
+    net.server.faults("n1").start("ambiguous", {})
 
     async def main() -> None:
         client = net.client("n1")
@@ -493,7 +496,7 @@ def test_ambiguous_update_commits_but_its_reply_is_lost(net: Net) -> None:
 
 
 def test_ambiguous_update_whose_late_reply_comes_after_the_client_gave_up(net: Net) -> None:
-    net.server.faults("n1").ambiguous.append(3.0)
+    net.server.faults("n1").start("ambiguous", {"delay_s": 3.0})
 
     async def main() -> None:
         await expect_no_answer(net.client("n1").update(led_by("n1"), True), within=1.0)
@@ -508,7 +511,7 @@ def test_ambiguous_update_whose_late_reply_comes_after_the_client_gave_up(net: N
 
 
 def test_ambiguous_update_with_a_late_reply_is_seen_ok_by_a_patient_client(net: Net) -> None:
-    net.server.faults("n1").ambiguous.append(3.0)
+    net.server.faults("n1").start("ambiguous", {"delay_s": 3.0})
 
     async def main() -> float:
         await net.client("n1").update(led_by("n1"), True)
@@ -520,7 +523,7 @@ def test_ambiguous_update_with_a_late_reply_is_seen_ok_by_a_patient_client(net: 
 
 
 def test_ambiguous_outcome_applies_to_updates_only(net: Net) -> None:
-    net.server.faults("n1").ambiguous.append(None)
+    net.server.faults("n1").start("ambiguous", {})
 
     async def main() -> None:
         client = net.client("n1")

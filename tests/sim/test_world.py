@@ -538,10 +538,10 @@ def test_an_exception_while_applying_a_fault_fails_the_run(
 
     original = World._start_fault
 
-    def broken(self: World, node: str, fault: Any) -> None:
+    def broken(self: World, index: int, node: str, fault: Any) -> None:
         if fault.kind == "slow":
             raise KeyError(f"planted failure applying {fault.kind} to {node}")
-        original(self, node, fault)
+        original(self, index, node, fault)
 
     monkeypatch.setattr(World, "_start_fault", broken)
     spec = {

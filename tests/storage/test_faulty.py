@@ -22,6 +22,7 @@ import pytest
 
 from leadersim import (
     Config,
+    ConfigError,
     Elector,
     EventKind,
     LeaderLockStorage,
@@ -31,6 +32,7 @@ from leadersim import (
     SQLStorage,
     Storage,
     StorageError,
+    StorageUnavailableError,
     TraceEvent,
     TraceRecorder,
 )
@@ -228,14 +230,15 @@ async def test_a_request_cut_never_reaches_the_database(
 
     stored = await plain.get()
     assert (stored.version, stored.leader_id) == (read.version, "node-a")
+    # A lost request is seen as no reply at all (as in the simulator), not as a late one.
     update, get = storage_ops(trace)[-2:]
-    assert (update["op"], update["outcome"], update["seen"]) == ("update", "dropped", "timeout")
-    assert (get["op"], get["outcome"], get["seen"]) == ("get", "dropped", "timeout")
+    assert (update["op"], update["outcome"], update["seen"]) == ("update", "dropped", "no_reply")
+    assert (get["op"], get["outcome"], get["seen"]) == ("get", "dropped", "no_reply")
     assert update["arrived_at"] is None
     assert update["replied_at"] is None
 
 
-async def test_a_reply_cut_commits_but_the_caller_times_out(
+async def test_a_reply_cut_commits_but_the_caller_gets_no_reply(
     faulty: FaultyStorage, plain: SQLStorage, trace: TraceRecorder
 ) -> None:
     read = await create(faulty)
@@ -246,7 +249,7 @@ async def test_a_reply_cut_commits_but_the_caller_times_out(
     stored = await plain.get()
     assert (stored.version, stored.leader_id) == (read.version + 1, "node-b")
     update = storage_ops(trace)[-1]
-    assert (update["op"], update["outcome"], update["seen"]) == ("update", "ok", "timeout")
+    assert (update["op"], update["outcome"], update["seen"]) == ("update", "ok", "no_reply")
     assert (update["leader_id"], update["version"]) == ("node-b", read.version + 1)
     assert update["arrived_at"] is not None
     assert update["replied_at"] is None
@@ -312,7 +315,8 @@ async def test_with_writes_cut_updates_fail_at_once_and_reads_still_work(
         ("txn", "error", "error"),
         ("get", "ok", "ok"),
     ]
-    assert ops[0]["arrived_at"] is None
+    # Refused where the simulator's server refuses it: on arrival, before the storage.
+    assert ops[0]["arrived_at"] is not None
 
 
 @pytest.mark.parametrize("mode", CUT_MODES)
@@ -396,7 +400,7 @@ async def test_fail_after_raises_after_the_delay_without_touching_the_database(
     assert faulty.fail_after_duration == 0.3
 
     started = time.monotonic()
-    with pytest.raises(StorageError, match=r"update failed after 0.3 s \(fail_after"):
+    with pytest.raises(StorageError, match=r"update failed after 0.3 s \(an 'error' fault"):
         await faulty.update(taken_over(read), True)
     elapsed = time.monotonic() - started
     with pytest.raises(StorageError, match=r"get failed after 0\.3 s"):
@@ -429,6 +433,135 @@ async def test_faults_are_traced_as_fault_spans_of_the_node(
     assert frame["label"].tolist() == ["cut reply", "slow 0.2s", "error after 1.0s"]
     assert not frame["instant"].any()
     assert (frame["duration"] >= 0.04).all()
+
+
+# ---------------------------------------------------------------------- start_fault / end_fault
+
+
+def fault_events(trace: TraceRecorder) -> list[tuple[str, dict[str, Any]]]:
+    kinds = (EventKind.FAULT_START, EventKind.FAULT_END)
+    return [(e.kind.value, dict(e.details)) for e in trace.of_kind(*kinds)]
+
+
+async def test_start_fault_traces_the_simulators_details_and_end_fault_ends_it_once(
+    faulty: FaultyStorage, trace: TraceRecorder
+) -> None:
+    faulty.start_fault(3, "slow", {"latency_s": 0.2}, target="leader")
+    assert faulty.slow_duration == 0.2
+    faulty.end_fault(3)
+    faulty.end_fault(3)  # already ended: nothing more happens
+    assert faulty.slow_duration == 0.0
+    assert fault_events(trace) == [
+        (
+            "fault_start",
+            {"fault": 3, "kind": "slow", "latency_s": 0.2, "duration": None, "target": "leader"},
+        ),
+        ("fault_end", {"fault": 3, "kind": "slow"}),
+    ]
+
+
+async def test_a_fault_with_a_duration_ends_by_itself(
+    faulty: FaultyStorage, plain: SQLStorage, trace: TraceRecorder
+) -> None:
+    read = await create(faulty)
+    faulty.start_fault(0, "error", {"after_s": 0, "duration": 0.2})
+    with pytest.raises(StorageError, match="an 'error' fault is active"):
+        await faulty.get()
+    await wait_until(lambda: faulty.fail_after_duration is None, "the error fault ends")
+    assert (await faulty.get()).version == read.version
+    (start, _), (end, details) = fault_events(trace)
+    assert (start, end, details) == ("fault_start", "fault_end", {"fault": 0, "kind": "error"})
+    frame = Result(trace.events).faults()
+    assert frame["label"].tolist() == ["error after 0s (0.2s)"]
+    assert frame["duration"].iloc[0] >= 0.19
+
+
+async def test_overlapping_faults_compose_as_in_the_simulator(faulty: FaultyStorage) -> None:
+    await create(faulty)
+    faulty.start_fault(0, "slow", {"latency_s": 0.1})
+    faulty.start_fault(1, "slow", {"latency_s": 0.2})
+    assert faulty.slow_duration == pytest.approx(0.3)  # latencies add up
+    faulty.end_fault(0)
+    assert faulty.slow_duration == pytest.approx(0.2)  # ending one leaves the other
+    faulty.end_fault(1)
+
+    faulty.start_fault(2, "error", {"after_s": 5.0})
+    faulty.start_fault(3, "error", {"after_s": 0.0})
+    assert faulty.fail_after_duration == 0.0  # the smallest applies
+    faulty.end_fault(3)
+    assert faulty.fail_after_duration == 5.0
+    faulty.end_fault(2)
+
+    faulty.start_fault(4, "cut", {"mode": "request"})
+    faulty.start_fault(5, "cut", {"mode": "request"})
+    faulty.end_fault(4)
+    assert faulty.cut_modes == {"request"}  # healed only when the last cut ends
+    assert await gives_up(faulty.get())
+    faulty.end_fault(5)
+    assert faulty.cut_modes == frozenset()
+
+    faulty.start_fault(6, "busy", {"rate": 0.5})
+    faulty.start_fault(7, "busy", {"rate": 0.5})
+    assert faulty.faults.busy_rate == pytest.approx(0.75)  # 1 - (1 - 0.5)^2
+
+
+async def test_busy_and_conflict_faults_refuse_operations_as_the_database_would(
+    faulty: FaultyStorage, plain: SQLStorage, trace: TraceRecorder
+) -> None:
+    read = await create(faulty)
+    faulty.start_fault(0, "busy", {"rate": 1.0})
+    with pytest.raises(StorageUnavailableError, match="injected busy database for node 'node-a'"):
+        await faulty.get()
+    faulty.end_fault(0)
+    faulty.start_fault(1, "conflicts", {"rate": 1.0})
+    assert (await faulty.get()).version == read.version  # reads are not conflicted
+    with pytest.raises(RecordConflictError, match="injected version conflict"):
+        await faulty.update(taken_over(read), True)
+    faulty.end_fault(1)
+    await faulty.update(taken_over(read), True)
+    assert (await plain.get()).leader_id == "node-b"
+    assert [(o["op"], o["outcome"], o["seen"]) for o in storage_ops(trace)[-4:]] == [
+        ("get", "error", "error"),
+        ("get", "ok", "ok"),
+        ("update", "conflict", "conflict"),
+        ("update", "ok", "ok"),
+    ]
+
+
+async def test_an_ambiguous_fault_commits_the_next_update_and_loses_or_delays_its_reply(
+    faulty: FaultyStorage, plain: SQLStorage, trace: TraceRecorder
+) -> None:
+    read = await create(faulty)
+    faulty.start_fault(0, "ambiguous", {})  # no delay_s: the reply is lost
+    faulty.end_fault(0)  # an instant fault: nothing to end, the one-shot stays armed
+    assert await gives_up(faulty.update(taken_over(read), True))
+    committed = await plain.get()
+    assert (committed.version, committed.leader_id) == (read.version + 1, "node-b")
+
+    faulty.start_fault(1, "ambiguous", {"delay_s": 0.3})
+    started = time.monotonic()
+    await faulty.update(taken_over(committed, "node-a"), True)  # a patient caller
+    assert time.monotonic() - started >= 0.29
+    await faulty.update(taken_over(await plain.get(), "node-b"), True)  # one-shot: used up
+    assert [(o["outcome"], o["seen"]) for o in storage_ops(trace)[-3:]] == [
+        ("ok", "no_reply"),
+        ("ok", "ok"),
+        ("ok", "ok"),
+    ]
+    assert [d.get("delay_s") for kind, d in fault_events(trace)] == [None, 0.3]
+
+
+async def test_start_fault_refuses_what_is_not_a_storage_fault(faulty: FaultyStorage) -> None:
+    with pytest.raises(ValueError, match=r"'pause' is not a storage fault kind; .*\['cut'"):
+        faulty.start_fault(0, "pause", {"duration": 1})
+    with pytest.raises(ConfigError, match="'rate' is a probability"):
+        faulty.start_fault(0, "busy", {"rate": 2})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['mode'\]"):
+        faulty.start_fault(0, "slow", {"latency_s": 1, "mode": "reply"})
+    faulty.start_fault(0, "cut", {})
+    with pytest.raises(ValueError, match="fault 0 is already active"):
+        faulty.start_fault(0, "cut", {})
+    assert faulty.cut_modes == {"request"}
 
 
 # ---------------------------------------------------------------------- electors
@@ -528,7 +661,7 @@ async def test_an_elector_behind_a_request_cut_loses_leadership_and_the_other_ta
     assert row["new_start"] - last_commit >= 1.0 * 0.95
     lost = ops[ops["outcome"] == "dropped"]
     assert len(lost) >= 1
-    assert set(lost["seen"]) == {"timeout"}
+    assert set(lost["seen"]) == {"no_reply"}  # lost requests: never answered
     assert (lost["sent_at"] >= cut_at).all()
     # The storage lane mixes node-a's traced commits with node-b's written records.
     # (Before the fix it showed node-a as the stored leader until the end.)
