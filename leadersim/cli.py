@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenarios": _scenarios,
         "demo": _demo,
         "explore": _explore,
+        "compare": _compare,
         "lab": _lab,
     }[args.command]
     try:
@@ -294,6 +295,39 @@ def _parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="what the heatmap shows, averaged over the seeds (default: overlap_s, the "
         "split brain in seconds; also safe, no_leader_s, failover_s, flaps ...)",
+    )
+
+    compare = commands.add_parser(
+        "compare",
+        help="run a scenario for real and in the simulator; compare failover, gaps, overlap",
+        description=(
+            "Run a scenario --runs times in the real lab (one OS process per member on one "
+            "SQLite file, or --url) and over as many seeds in the simulator, with the same "
+            "config and schedule (--scale first, then --set), and print side by side the "
+            "failover latency, seconds without a leader, acting overlap and stale writes, "
+            "each as median [min-max]. The simulator's storage latency is first fitted from "
+            "the lab's traced storage operations (--no-fit keeps the scenario's). Real "
+            "runs take the scenario's duration each: scale a catalogue entry down."
+        ),
+    )
+    _scenario_arguments(compare)
+    _scale_argument(compare)
+    compare.add_argument(
+        "--runs",
+        type=_count(1, "give at least 1 run"),
+        default=5,
+        metavar="N",
+        help="lab runs and simulated seeds (default: 5)",
+    )
+    compare.add_argument("--seed", type=int, default=0, help="the first seed (default: 0)")
+    compare.add_argument("--url", help="run the lab on this server database URL")
+    compare.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="simulate with the scenario's own storage latency, not one fitted from the lab",
+    )
+    compare.add_argument(
+        "--json", action="store_true", help='print one JSON object: {"lab": {...}, "sim": {...}}'
     )
 
     lab = commands.add_parser(
@@ -587,6 +621,30 @@ def _simulate(args: argparse.Namespace) -> int:
         written = _write_tables(result, args.csv)
         print(f"tables: {len(written)} CSV files in {args.csv}")
     return EXIT_OK if result.verdict.safe else EXIT_UNSAFE
+
+
+# ---------------------------------------------------------------------- compare
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from leadersim.comparison import compare
+
+    comparison = compare(
+        args.scenario,
+        variant=args.variant,
+        runs=args.runs,
+        seed=args.seed,
+        scale=args.scale,
+        fit_latency=not args.no_fit,
+        url=args.url,
+        progress=True,
+        **_overrides(args.set),
+    )
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print(comparison.table())
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- lab

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import itertools
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -131,7 +132,8 @@ def test_different_seeds_give_different_jitter_and_different_traces() -> None:
     runs = {seed: simulate(scenario, seed=seed) for seed in (0, 1, 2)}
     delays = {seed: backoff_delays(result, "n2") for seed, result in runs.items()}
     for seed, waits in delays.items():
-        assert len(waits) >= 10, (seed, waits)
+        # 4 rounds of D = 8 s in the 40 s, each retrying 1-4 times (waits of 1-4 s).
+        assert len(waits) >= 6, (seed, waits)
         # Each retry waits at least the base (I/2) and at most the cap (D/2).
         assert all(INTERVAL / 2 - 1e-9 <= w <= DEADLINE / 2 + 1e-9 for w in waits), waits
     assert delays[0] != delays[1] != delays[2] != delays[0]
@@ -167,9 +169,17 @@ def test_fast_clock_renews_more_often_in_true_time() -> None:
     result = simulate(
         {"clocks": {"n2": {"drift_ppm": 100_000}}, "callback": {"writes_per_s": 0}}, seed=0
     )
-    rounds = {n: len(events(result, EventKind.RENEW_STARTED, node=n)) for n in ("n2", "n3")}
-    # Interval sleeps of 2 local s last 2/1.1 true s on n2.
-    assert rounds["n2"] / rounds["n3"] == pytest.approx(1.1, rel=0.03)
+    gaps = {
+        n: statistics.median(
+            b.true_time - a.true_time
+            for a, b in itertools.pairwise(events(result, EventKind.RENEW_STARTED, node=n))
+        )
+        for n in ("n2", "n3")
+    }
+    # Interval sleeps of 2 local s last 2/1.1 true s on n2. (The median gap between
+    # rounds, not the round count: the few rounds that lose a CAS also wait a retry
+    # backoff of 1-4 s, which would blur the count.)
+    assert gaps["n3"] / gaps["n2"] == pytest.approx(1.1, rel=0.03)
 
 
 # ---------------------------------------------------------------------------- pause
