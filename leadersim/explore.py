@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
+from leadersim.elector import backoff_limits_ms
 from leadersim.errors import ConfigError
 from leadersim.faults import (
     CUT_MODES,
@@ -899,16 +900,22 @@ def _theory(
             "earliest L - I after it began (failover 'pause' low bound)"
         )
         if theory.margin(lease, interval, deadline, stop_latency=stop) <= 0:
-            # Paused between its read and its write, the leader wakes to a conflict; a
-            # retry waits at least I/2, so with less than I/2 left the round fails at D
-            # and the leader stops C after it: past the take-over when S - C <= 0.
-            inside = deadline - interval / 2
+            # Paused between its read and its write, the leader wakes to a conflict and
+            # waits its first retry's backoff (the elector's own limits: base I/2 up to
+            # cap D/2): if that wait runs past D, the round fails at D and the leader
+            # stops C after it, past the take-over when S - C <= 0. The unluckiest draw
+            # (a wait of the whole cap) needs the shortest pause; the luckiest, the base.
+            base_ms, cap_ms = backoff_limits_ms(interval, deadline, deadline)
+            inside = deadline - cap_ms / 1000
             if inside < between:
                 answer["predicted"] = inside
+                answer["predicted_range"] = (inside, min(between, deadline - base_ms / 1000))
                 answer["formula"] = (
-                    "P > D - I/2: paused inside a renew round, the leader wakes with no time "
-                    "for a retry (backoff >= I/2); the round fails at D and the leader "
-                    "stops C later, which the margin S - C <= 0 puts after the take-over"
+                    "P > D - w: paused inside a renew round, the leader wakes to a conflict "
+                    "and waits its first retry's backoff w (from the base I/2 up to the cap "
+                    "D/2, a seeded draw); when that runs past D the round fails and the "
+                    "leader stops C later, which the margin S - C <= 0 puts after the "
+                    "take-over. Predicted: the unluckiest draw, w = D/2"
                 )
     elif safety and kind == "cut" and param == "duration":
         if gap.low < 0:
