@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Why did two nodes both think they were leader?
+# # 4. Fencing: why two nodes both acted as leader, and how to make it harmless
 #
 # A lease-based elector keeps one shared record — who leads, and when each member last
 # renewed. A leader renews every `renew_interval` (I); if a renew round keeps failing for
@@ -24,7 +24,8 @@
 # That is safe only if the old leader stops before the new one starts. This notebook runs
 # the **real elector** (the same class you would deploy on SQLite or PostgreSQL) inside
 # the simulator, freezes the leader for 20 s — a stop-the-world GC pause — and looks at
-# what happens.
+# what happens; then it does the same to real members on SQLite and PostgreSQL, with and
+# without a fenced write (`txn_with_leader_lock`).
 
 # %%
 import warnings
@@ -155,7 +156,259 @@ assert fenced.summary()["stale_rejected"] == 1
 fenced.writes().groupby("class").size()
 
 # %% [markdown]
+# ## For real: a paused member on SQLite
+#
+# Now the real thing. Member **n1** runs in this notebook's process, on an event loop of
+# its own; member
+# **n2** is a separate OS process (a `Lab` member) on the same database. n1's work is
+# the classic check-then-act: `if elector.is_leader(): ... write`. Between the check and
+# the write we freeze n1's whole event loop for 2.5 s with `time.sleep` — renewals,
+# timers, everything stops, as in a stop-the-world GC pause. Timings are scaled down
+# (L/I/D = 1/0.1/0.5 s) so a run takes a few seconds.
+#
+# Every write goes into a `ledger` table. An *unfenced* write is a plain `INSERT`; a
+# *fenced* one runs inside `storage.txn_with_leader_lock("n1", ...)`, which checks, in
+# the same transaction, that the election record still names n1. Each write is traced
+# as a guarded write, so the verdict counts the harmful ones.
+
+# %%
+import asyncio
+import concurrent.futures
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from leadersim import (
+    Config,
+    Elector,
+    EventKind,
+    NotLeaderError,
+    Result,
+    TraceRecorder,
+)
+from leadersim.lab import Lab
+from leadersim.storage import open_storage
+
+REAL_LEASE, REAL_INTERVAL, REAL_DEADLINE, REAL_PAUSE = 1.0, 0.1, 0.5, 2.5
+
+
+# The elector logs a lost lease at WARNING; the timeline shows it, so keep the log quiet.
+QUIET = logging.getLogger("notebook.n1")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
+
+
+def run(coro):
+    """Run ``coro`` on a fresh event loop in a worker thread (Jupyter's own loop is busy)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def ledger_sql(storage, statement):
+    """Run one SQL statement on the storage's connection (SQLite or SQLAlchemy)."""
+
+    async def run(conn):
+        if hasattr(conn, "execute_fetchall"):  # aiosqlite
+            await conn.execute(statement)
+        else:  # SQLAlchemy AsyncConnection
+            from sqlalchemy import text
+
+            await conn.execute(text(statement))
+
+    return run
+
+
+async def unfenced(storage, statement):
+    """A plain write: on SQLite's own connection, or on a pooled server connection."""
+    if hasattr(storage, "connection"):
+        await ledger_sql(storage, statement)(storage.connection)
+    else:
+        async with storage.engine.begin() as conn:  # commits at the end
+            await ledger_sql(storage, statement)(conn)
+
+
+async def paused_leader_run(target, workdir, *, fenced, table="election"):
+    """n1 here, n2 as a process on ``target``; n1 pauses between its check and its write.
+
+    Returns the merged trace as a Result.
+    """
+    storage = await open_storage(target, table)
+    ledger = f"{table}_ledger"
+    await unfenced(storage, f"CREATE TABLE IF NOT EXISTS {ledger} (writer TEXT, seq INTEGER)")
+    recorder = TraceRecorder()
+    pause_next = asyncio.Event()
+    pending = set()
+
+    async def write(seq):
+        sent_at = time.monotonic()
+        insert = f"INSERT INTO {ledger} VALUES ('n1', {seq})"
+        try:
+            if fenced:
+                await storage.txn_with_leader_lock("n1", ledger_sql(storage, insert))
+            else:
+                await unfenced(storage, insert)
+            accepted = True
+        except NotLeaderError:
+            accepted = False
+        named = (await storage.get()).leader_id
+        stale = not accepted or named != "n1"
+        details = {
+            "seq": seq,
+            "accepted": accepted,
+            "stale": stale,
+            "fencing": fenced,
+            "leader_id": named,
+            "sent_at": sent_at,
+        }
+        recorder("n1", time.monotonic(), EventKind.GUARDED_WRITE, details)
+
+    async def work():
+        seq = 0
+        while True:
+            if elector.is_leader():  # check ...
+                if pause_next.is_set():
+                    pause_next.clear()
+                    recorder(
+                        "n1",
+                        time.monotonic(),
+                        EventKind.FAULT_START,
+                        {"fault": 0, "kind": "pause", "duration": REAL_PAUSE},
+                    )
+                    time.sleep(REAL_PAUSE)  # noqa: ASYNC251 (blocking the loop is the point)  # ... a stop-the-world pause of the whole loop ...
+                    recorder("n1", time.monotonic(), EventKind.FAULT_END, {"fault": 0})
+                seq += 1
+                # ... then act. A write in flight lands even if the callback is cancelled
+                # meanwhile (as a deposed leader's request does): shield it.
+                task = asyncio.ensure_future(write(seq))
+                pending.add(task)
+                await asyncio.shield(task)
+            await asyncio.sleep(0.2)
+
+    elector = Elector(
+        Config(
+            "n1",
+            storage=storage,
+            leader_callback=work,
+            lease_duration=REAL_LEASE,
+            renew_interval=REAL_INTERVAL,
+            renew_deadline=REAL_DEADLINE,
+        ),
+        observer=recorder,
+        logger=QUIET,
+    )
+    url = target if "://" in str(target) else None
+    lab = Lab(
+        Path(workdir) / "election.db",
+        ["n2"],
+        lease_duration=REAL_LEASE,
+        renew_interval=REAL_INTERVAL,
+        renew_deadline=REAL_DEADLINE,
+        trace_dir=workdir,
+        table_name=table,
+        url=url,
+    )
+    election = asyncio.create_task(elector.run_election())
+    try:
+        await elector.wait_leader()
+        with lab:
+            lab.start()
+            # n2 follows once it has renewed and seen n1 renew a few times.
+            await asyncio.to_thread(lab.wait_for_event, EventKind.RENEW_OK, timeout=30)
+            await asyncio.sleep(0.5)
+            pause_next.set()
+            # Wait until n2 took over, n1 woke and wrote, and n2 led on for a moment.
+            taken = await asyncio.to_thread(
+                lab.wait_for_event, EventKind.CALLBACK_STARTED, timeout=30
+            )
+            await asyncio.sleep(max(0.0, taken.true_time + REAL_PAUSE - time.monotonic()))
+            await asyncio.gather(*pending)
+            election.cancel()
+            await asyncio.gather(election, return_exceptions=True)
+            await asyncio.to_thread(lab.stop_all)
+            events = [*recorder.events, *lab.read_trace()]
+    finally:
+        election.cancel()
+        await asyncio.gather(election, return_exceptions=True)
+        if url is not None:
+            await unfenced(storage, f"DROP TABLE IF EXISTS {ledger}")
+            await unfenced(storage, f"DROP TABLE IF EXISTS {table}")
+        await storage.close()
+    events.sort(key=lambda e: e.true_time)
+    kind = "fenced" if fenced else "unfenced"
+    return Result(events, name=f"{kind} writes on {'a server' if url else 'SQLite'}")
+
+
+real = {}
+for fenced in (False, True):
+    workdir = tempfile.mkdtemp(prefix="leadersim-fencing-")
+    real[fenced] = run(paused_leader_run(Path(workdir) / "election.db", workdir, fenced=fenced))
+    print(real[fenced].verdict.line())
+
+# %% [markdown]
+# The timelines of the two runs: n1 freezes (hatched), n2 takes over after a lease,
+# n1 wakes with its callback still running — the red band — and its pending write goes
+# out before its elector notices.
+
+# %%
+fig, axes = plt.subplots(2, 1, figsize=(12, 6))
+for ax, fenced in zip(axes, (False, True), strict=True):
+    real[fenced].plot_timeline(ax=ax)
+fig.tight_layout()
+show(axes[0])
+
+# %%
+for fenced in (False, True):
+    writes = real[fenced].writes()
+    print(f"{'fenced' if fenced else 'unfenced'}:", writes.groupby("class").size().to_dict())
+unfenced_run, fenced_run = real[False].summary(), real[True].summary()
+# The pause (2.5 s) outlasts the lease (1 s) plus a round: n2 takes over, the two overlap.
+assert unfenced_run["overlap_s"] > 0
+assert fenced_run["overlap_s"] > 0
+# Unfenced, the woken leader's write is accepted: harm. Fenced, it is refused.
+assert unfenced_run["stale_accepted"] >= 1
+assert fenced_run["stale_accepted"] == 0
+assert fenced_run["stale_rejected"] >= 1
+assert str(real[True].verdict.level) == "OVERLAP-FENCED"
+
+# %% [markdown]
+# ## The same on PostgreSQL
+#
+# `txn_with_leader_lock` on a server takes a shared lock on the leader row (`FOR
+# SHARE`), so a leader change waits for a fenced transaction in flight. The cell runs
+# against `LEADERSIM_POSTGRES_URL` (default: the local `test` database) and skips its
+# server part, saying why, when no server answers.
+
+# %%
+import os
+import socket
+
+from sqlalchemy import make_url
+
+PG_URL = os.environ.get(
+    "LEADERSIM_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+parsed = make_url(PG_URL)
+try:
+    socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), 2).close()
+    reachable = True
+except OSError as exc:
+    reachable = False
+    print(f"skipped: PostgreSQL at {parsed.host}:{parsed.port} is unreachable ({exc})")
+if reachable:
+    server = {}
+    for fenced in (False, True):
+        workdir = tempfile.mkdtemp(prefix="leadersim-fencing-pg-")
+        table = f"fencing_{os.getpid()}_{int(fenced)}"
+        server[fenced] = run(paused_leader_run(PG_URL, workdir, fenced=fenced, table=table))
+        print(server[fenced].verdict.line())
+    assert server[False].summary()["stale_accepted"] >= 1
+    assert server[True].summary()["stale_accepted"] == 0
+    assert server[True].summary()["stale_rejected"] >= 1
+
+# %% [markdown]
 # **Takeaways.** Timing (L − I − D, the *slack*) can only make an overlap unlikely; a
 # process pause, a slow callback stop or a late reply eats it. Make the protected
 # resource check leadership at write time (fencing), and keep the work from acting on a
-# stale `is_leader()`. The next notebook maps the safe region of L, I and D.
+# stale `is_leader()` — on SQLite and on a server alike, `txn_with_leader_lock` is that
+# check, in the same transaction as the write.
