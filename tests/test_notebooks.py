@@ -189,3 +189,55 @@ def test_notebook_teaches_with_asserts_and_leaves_the_backend_alone(source: Path
     assert len(re.findall(r"^\s*assert ", code, flags=re.M)) >= 5, (
         f"{source.name} asserts fewer than five of the numbers it teaches"
     )
+
+
+def _requirements(extra: str, optional: dict[str, list[str]], seen: set[str]) -> list[str]:
+    """The requirement strings of one extra, with ``leadersim[...]`` expanded."""
+    found: list[str] = []
+    for requirement in optional[extra]:
+        if requirement.startswith("leadersim["):
+            inner = requirement[len("leadersim[") : -1]
+            if inner not in seen:
+                seen.add(inner)
+                found += _requirements(inner, optional, seen)
+        else:
+            found.append(requirement)
+    return found
+
+
+def test_environment_yml_matches_pyproject() -> None:
+    """``conda env create -f environment.yml`` gives what ``pip install -e .[dev]`` gives."""
+    import tomllib
+
+    import yaml
+
+    root = NOTEBOOKS.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = list(project["dependencies"]) + _requirements(
+        "dev", project["optional-dependencies"], {"dev"}
+    )
+    pattern = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[([a-z,]+)\])?(.*)$")
+    expected: dict[str, str] = {}
+    for requirement in wanted:
+        match = pattern.match(requirement.replace(" ", ""))
+        assert match, requirement
+        name, extras, bound = match.group(1).lower(), match.group(2), match.group(3)
+        expected[name] = bound
+        # conda packages the extras as packages of their own
+        for extra in (extras or "").split(","):
+            if extra == "distributed":
+                expected["distributed"] = bound
+            elif extra == "asyncio":
+                expected.setdefault("greenlet", "")
+    environment = yaml.safe_load((root / "environment.yml").read_text(encoding="utf-8"))
+    listed: dict[str, str] = {}
+    for dependency in environment["dependencies"]:
+        if isinstance(dependency, str):
+            match = pattern.match(dependency.replace(" ", ""))
+            assert match, dependency
+            listed[match.group(1).lower()] = match.group(3)
+    listed.pop("python", None)
+    listed.pop("pip", None)
+    assert listed == expected
+    for notebook_need in ("jupyterlab", "ipywidgets", "ipykernel"):
+        assert notebook_need in listed
