@@ -42,6 +42,14 @@ def __getattr__(name: str) -> object:
         from leadersim import experiment
 
         return getattr(experiment, name)
+    if name == "compare":
+        from leadersim.comparison import compare
+
+        return compare
+    if name == "fit_latency":
+        from leadersim.analysis.calibration import fit_latency
+
+        return fit_latency
     if name == "Result":
         from leadersim.analysis.result import Result
 
@@ -91,6 +99,8 @@ __all__ = [
     "StorageUnavailableError",
     "TraceEvent",
     "TraceRecorder",
+    "compare",
+    "fit_latency",
     "record_from_json",
     "record_to_json",
     "simulate",

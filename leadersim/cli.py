@@ -101,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": _sweep,
         "scenarios": _scenarios,
         "demo": _demo,
+        "compare": _compare,
     }[args.command]
     try:
         return command(args)
@@ -182,23 +183,27 @@ def _parser() -> argparse.ArgumentParser:
     where = member.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", type=Path, help="the shared SQLite file")
     where.add_argument("--url", help="or a database URL, e.g. mariadb+aiomysql://root@host/db")
-    member.add_argument("--id", required=True, help="this member's id")
+    where.add_argument(
+        "--settings",
+        metavar="JSON|@FILE",
+        help="everything at once: a JSON object of leadersim.lab.MemberSettings (or @FILE "
+        "holding one), as the lab passes it; the other options are then not allowed",
+    )
+    member.add_argument("--id", help="this member's id (required without --settings)")
     member.add_argument(
-        "--lease", type=float, default=DEFAULT_LEASE_DURATION, metavar="SECONDS",
+        "--lease", type=float, metavar="SECONDS",
         help=f"lease duration (default: {DEFAULT_LEASE_DURATION:g})",
     )  # fmt: skip
     member.add_argument(
-        "--interval", type=float, default=DEFAULT_RENEW_INTERVAL, metavar="SECONDS",
+        "--interval", type=float, metavar="SECONDS",
         help=f"renew interval (default: {DEFAULT_RENEW_INTERVAL:g})",
     )  # fmt: skip
     member.add_argument(
-        "--deadline", type=float, default=DEFAULT_RENEW_DEADLINE, metavar="SECONDS",
+        "--deadline", type=float, metavar="SECONDS",
         help=f"renew deadline (default: {DEFAULT_RENEW_DEADLINE:g})",
     )  # fmt: skip
     member.add_argument("--trace", type=Path, help="append trace events here as JSON lines")
-    member.add_argument(
-        "--table", default=TABLE_NAME_ELECTION, help=f"table (default: {TABLE_NAME_ELECTION})"
-    )
+    member.add_argument("--table", help=f"table (default: {TABLE_NAME_ELECTION})")
     member.add_argument("--seed", type=int, help="seed of the retry jitter")
 
     simulate = commands.add_parser(
@@ -286,6 +291,45 @@ def _parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="what the heatmap shows, averaged over the seeds (default: overlap_s, the "
         "split brain in seconds; also safe, no_leader_s, failover_s, flaps ...)",
+    )
+
+    compare = commands.add_parser(
+        "compare",
+        help="run a scenario for real and in the simulator; compare failover, gaps, overlap",
+        description=(
+            "Run a scenario --runs times in the real lab (one OS process per member on one "
+            "SQLite file, or --url) and over as many seeds in the simulator, with the same "
+            "config and schedule (--scale first, then --set), and print side by side the "
+            "failover latency, seconds without a leader, acting overlap and stale writes, "
+            "each as median [min-max]. The simulator's storage latency is first fitted from "
+            "the lab's traced storage operations (--no-fit keeps the scenario's). Real "
+            "runs take the scenario's duration each: scale a catalogue entry down."
+        ),
+    )
+    _scenario_arguments(compare)
+    compare.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply every time of the scenario by F before --set (default: 1)",
+    )
+    compare.add_argument(
+        "--runs",
+        type=_count(1, "give at least 1 run"),
+        default=5,
+        metavar="N",
+        help="lab runs and simulated seeds (default: 5)",
+    )
+    compare.add_argument("--seed", type=int, default=0, help="the first seed (default: 0)")
+    compare.add_argument("--url", help="run the lab on this server database URL")
+    compare.add_argument(
+        "--no-fit",
+        action="store_true",
+        help="simulate with the scenario's own storage latency, not one fitted from the lab",
+    )
+    compare.add_argument(
+        "--json", action="store_true", help='print one JSON object: {"lab": {...}, "sim": {...}}'
     )
 
     scenarios = commands.add_parser(
@@ -476,6 +520,30 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK if result.verdict.safe else EXIT_UNSAFE
 
 
+# ---------------------------------------------------------------------- compare
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from leadersim.comparison import compare
+
+    comparison = compare(
+        args.scenario,
+        variant=args.variant,
+        runs=args.runs,
+        seed=args.seed,
+        scale=args.scale,
+        fit_latency=not args.no_fit,
+        url=args.url,
+        progress=True,
+        **_overrides(args.set),
+    )
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print(comparison.table())
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- sweep
 
 
@@ -660,6 +728,37 @@ def _show(text: str) -> int:
     return EXIT_OK
 
 
+_MEMBER_FLAGS = ("id", "lease", "interval", "deadline", "trace", "table", "seed")
+
+
+def _member_settings(args: argparse.Namespace) -> Any:
+    """The member's :class:`~leadersim.lab.MemberSettings`: --settings, or the flags."""
+    from leadersim.lab import MemberSettings
+
+    if args.settings is not None:
+        given = [f"--{flag}" for flag in _MEMBER_FLAGS if getattr(args, flag) is not None]
+        if given:
+            raise UsageError(f"--settings holds everything; do not add {', '.join(given)}")
+        text = args.settings
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        return MemberSettings.from_json(text)
+    if args.id is None:
+        raise UsageError("give --id (or --settings)")
+    return MemberSettings(
+        id=args.id,
+        db=None if args.db is None else str(args.db),
+        url=args.url,
+        lease_duration=DEFAULT_LEASE_DURATION if args.lease is None else args.lease,
+        renew_interval=DEFAULT_RENEW_INTERVAL if args.interval is None else args.interval,
+        renew_deadline=DEFAULT_RENEW_DEADLINE if args.deadline is None else args.deadline,
+        trace=None if args.trace is None else str(args.trace),
+        table=TABLE_NAME_ELECTION if args.table is None else args.table,
+        seed=args.seed,
+        trace_storage=False,
+    )
+
+
 def _member(args: argparse.Namespace) -> int:
     from leadersim.lab import run_member
 
@@ -668,23 +767,14 @@ def _member(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    settings = _member_settings(args)
     try:
-        run_member(
-            args.db,
-            args.id,
-            lease_duration=args.lease,
-            renew_interval=args.interval,
-            renew_deadline=args.deadline,
-            trace_path=args.trace,
-            table_name=args.table,
-            seed=args.seed,
-            url=args.url,
-        )
+        run_member(settings)
     except ConfigError as exc:  # the user's mistake: a usage error
-        print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
+        print(f"leadersim member {settings.id}: {exc}", file=sys.stderr)
         return 2
     except LeadersimError as exc:
-        print(f"leadersim member {args.id}: {exc}", file=sys.stderr)
+        print(f"leadersim member {settings.id}: {exc}", file=sys.stderr)
         return 1
     return 0
 

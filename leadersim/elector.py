@@ -43,7 +43,7 @@ from leadersim.record import (
 from leadersim.storage.base import Storage
 from leadersim.trace import EventKind, Observer, Scalar
 
-__all__ = ["RELEASE_TIMEOUT", "RESIGN_TIMEOUT", "Elector"]
+__all__ = ["RELEASE_TIMEOUT", "RESIGN_TIMEOUT", "Elector", "backoff_limits_ms", "retry_delay_ms"]
 
 _logger = logging.getLogger("leadersim.elector")
 
@@ -53,6 +53,10 @@ RESIGN_TIMEOUT: Final = 5.0
 RELEASE_TIMEOUT: Final = 5.0
 
 _RETRYABLE = (StorageError, RecordConflictError)
+#: Milliseconds the reference's retry package falls back to when a base or cap is not
+#: positive (its defaults).
+_DEFAULT_BASE_MS: Final = 10
+_DEFAULT_CAP_MS: Final = 100
 #: Seconds a leader-change waiter wakes after the observed leader's local lease end, so
 #: that the lease is strictly over (expiry is ``now - seen > lease``) when it looks.
 _EXPIRY_MARGIN: Final = 1e-6
@@ -62,6 +66,72 @@ _EXPIRY_MARGIN: Final = 1e-6
 class _ResignRequest:
     duration: float
     reply: asyncio.Future[None]
+
+
+def _whole_ms(seconds: float) -> int:
+    """``seconds`` as whole milliseconds, truncated toward zero as a Go duration is.
+
+    Goes through integer nanoseconds first (a Go ``time.Duration``), so that e.g. 0.29 s
+    is 290 ms and not 289 from a float product just below it.
+    """
+    nanoseconds = round(seconds * 1e9)
+    whole = abs(nanoseconds) // 1_000_000
+    return whole if nanoseconds >= 0 else -whole
+
+
+def backoff_limits_ms(
+    renew_interval: float, renew_deadline: float, time_left: float | None
+) -> tuple[int, int]:
+    """The base and cap of a retried operation's backoff, as the reference sets them.
+
+    Computed once, when the operation starts: base ``I/2`` and cap ``D/2`` in whole
+    milliseconds (integer division, as the reference), the cap further limited to half
+    the time left until the operation's own deadline. A value that is not positive falls
+    back to the reference retry package's default (10 ms base, 100 ms cap).
+
+    Args:
+        renew_interval: Seconds between renew rounds (``I``).
+        renew_deadline: Seconds a renew may retry (``D``).
+        time_left: Seconds left until the operation's deadline, or None if it has none.
+
+    Returns:
+        ``(base_ms, cap_ms)``, whole milliseconds, both positive.
+    """
+    base = _whole_ms(renew_interval) // 2
+    cap = _whole_ms(renew_deadline) // 2
+    if time_left is not None:
+        # Go's integer division truncates toward zero; int() of the quotient does too.
+        cap = min(cap, int(_whole_ms(time_left) / 2))
+    return (
+        base if base > 0 else _DEFAULT_BASE_MS,
+        cap if cap > 0 else _DEFAULT_CAP_MS,
+    )
+
+
+def retry_delay_ms(attempt: int, base_ms: int, cap_ms: int, rng: random.Random) -> int:
+    """Milliseconds to wait before retry number ``attempt`` ("decorrelated jitter").
+
+    The reference retry package's formula: ``temp = max(1, min(cap, base * 2**attempt) /
+    2)`` truncated to whole ms, ``sleep = 3 * (temp + rand[0, temp))``, delay ``=
+    min(cap, base + rand[0, sleep))``, where ``rand[0, n)`` is a uniform whole number in
+    ``0 .. n-1``. Every delay is therefore at least ``base`` (unless ``cap < base``) and
+    at most ``cap``; at I = 0.25 s, D = 1.5 s the first retry waits 125-750 ms.
+
+    Args:
+        attempt: The retry's number: 1 after the first failed attempt, 2 after the
+            second, and so on.
+        base_ms: Base in whole milliseconds (see :func:`backoff_limits_ms`).
+        cap_ms: Cap in whole milliseconds.
+        rng: Source of the two uniform draws (seedable).
+
+    Returns:
+        The delay in whole milliseconds.
+    """
+    # 2**attempt overflows a float past 1023; by then the cap has long been reached.
+    grown = base_ms * 2.0**attempt if attempt < 1024 else math.inf
+    temp = max(1, int(min(cap_ms, grown) / 2))
+    sleep = 3 * (temp + rng.randrange(temp))
+    return int(min(cap_ms, base_ms + rng.randrange(sleep)))
 
 
 class _RenewGaveUp(Exception):
@@ -321,16 +391,24 @@ class Elector:
     async def _retry(
         self, op: str, deadline: float, attempt_once: Callable[[], Awaitable[None]]
     ) -> None:
-        """Retry ``attempt_once`` with backoff until it succeeds.
+        """Retry ``attempt_once`` with the reference's backoff until it succeeds.
 
-        Gives up after ``deadline`` seconds, raising :class:`_RenewGaveUp` with the last
-        storage error.
+        Retry ``n`` waits :func:`retry_delay_ms` ``(n, base, cap)``, with base and cap
+        from :func:`backoff_limits_ms` at entry. Gives up after ``deadline`` seconds,
+        raising :class:`_RenewGaveUp` with the last storage error.
         """
         started = self._clock.monotonic()
         last_error: BaseException | None = None
         attempt = 0
         try:
             async with self._clock.timeout(deadline):
+                # Once, at entry, as the reference: the cap is limited by the time left
+                # now, not re-limited as the deadline nears (the timeout ends the wait).
+                base_ms, cap_ms = backoff_limits_ms(
+                    self._config.renew_interval,
+                    self._config.renew_deadline,
+                    deadline - (self._clock.monotonic() - started),
+                )
                 while True:
                     attempt += 1
                     try:
@@ -339,8 +417,8 @@ class Elector:
                     except _RETRYABLE as exc:
                         last_error = exc
                         self._note_retryable(op, exc, attempt)
-                    remaining = deadline - (self._clock.monotonic() - started)
-                    await self._clock.sleep(self._backoff(attempt, remaining))
+                    delay_ms = retry_delay_ms(attempt, base_ms, cap_ms, self._rng)
+                    await self._clock.sleep(delay_ms / 1000)
         except TimeoutError:
             raise _RenewGaveUp(last_error) from None
 
@@ -406,14 +484,6 @@ class Elector:
             leader_changed=plan.leader_changed,
             lease_until=lease_until,
         )
-
-    def _backoff(self, attempt: int, remaining: float) -> float:
-        """Jittered exponential backoff: base I/2, cap D/2 and half the time left."""
-        base = self._config.renew_interval / 2
-        cap = self._config.renew_deadline / 2
-        spread = min(cap, base * 2.0 ** (attempt - 1))
-        delay = min(base + self._rng.random() * spread, cap, remaining / 2)
-        return max(delay, base)
 
     async def _wait_next_round(self) -> None:
         """Wait for the renew interval or a resign request (handled, then renew at once)."""

@@ -29,6 +29,7 @@ __all__ = [
     "SCENARIO_FILE_SUFFIXES",
     "dump_scenario",
     "is_scenario_file",
+    "prepare_scenario",
     "resolve_scenario",
     "run_result",
     "simulate",
@@ -154,6 +155,26 @@ def _apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenar
     return Scenario.from_mapping(spec, drop_faults_after_end="duration" in overrides)
 
 
+def prepare_scenario(
+    scenario: str | Path | Scenario | Mapping[str, Any],
+    *,
+    variant: str | None = None,
+    scale: float = 1.0,
+    overrides: Mapping[str, Any] | None = None,
+) -> Scenario:
+    """The scenario a run executes: resolved, scaled by ``scale``, then overridden.
+
+    What :func:`simulate` (and the real lab's ``run_scenario``) run; the arguments are
+    theirs. Overrides apply after scaling, so a ``config.lease_duration`` given here is
+    the lease of the run as it is.
+
+    Raises:
+        ConfigError: as :func:`resolve_scenario`, a bad ``scale``, or a bad override.
+    """
+    resolved = resolve_scenario(scenario, variant=variant).scaled(scale)
+    return _apply_overrides(resolved, overrides or {})
+
+
 def run_result(run: Run) -> Result:
     """Wrap a simulated :class:`~leadersim.sim.world.Run` as a :class:`Result`."""
     return Result(
@@ -171,6 +192,7 @@ def simulate(
     seed: int = 0,
     variant: str | None = None,
     progress: bool = False,
+    scale: float = 1.0,
     **overrides: Any,
 ) -> Result:
     """Run a scenario in the simulator and return its result.
@@ -183,6 +205,9 @@ def simulate(
         variant: A catalogue variant, instead of the ``[VARIANT]`` suffix of the name.
         progress: Show a ``tqdm`` progress bar of simulated time (it only watches the
             clock from another thread: the run is the same with or without it).
+        scale: Multiply every time of the scenario by this factor
+            (:meth:`~leadersim.sim.scenario.Scenario.scaled`) before the overrides
+            apply: ``scale=0.1, duration=20`` runs a tenth-size scenario for 20 s.
         **overrides: Top-level scenario keys to replace (``duration=60``,
             ``config={...}``), or dotted keys (``**{"config.lease_duration": 15}``).
 
@@ -191,12 +216,12 @@ def simulate(
 
     Raises:
         ConfigError: an unknown name or variant, a missing or bad file, an invalid
-            scenario or override.
+            scenario or override, a ``scale`` that is not a finite number > 0.
 
     Warns:
         SafetyWarning: once per distinct message when a node's config has no slack.
     """
-    resolved = _apply_overrides(resolve_scenario(scenario, variant=variant), overrides)
+    resolved = prepare_scenario(scenario, variant=variant, scale=scale, overrides=overrides)
     watched: list[World] = []
 
     def run_world() -> Run:

@@ -29,20 +29,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import heapq
 import json
+import logging
 import math
 import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import leadersim
+from leadersim.clock import RealClock
 from leadersim.config import (
     DEFAULT_LEASE_DURATION,
     DEFAULT_RENEW_DEADLINE,
@@ -50,26 +56,42 @@ from leadersim.config import (
     Config,
 )
 from leadersim.elector import Elector
-from leadersim.storage import open_storage
-from leadersim.storage.base import TABLE_NAME_ELECTION
+from leadersim.errors import ConfigError, LeadersimError, NotLeaderError, StorageError
+from leadersim.faults import FAULT_KINDS
+from leadersim.storage import FaultyStorage, open_storage
+from leadersim.storage.base import TABLE_NAME_ELECTION, LeaderLockStorage, Storage
 from leadersim.trace import (
     EventKind,
+    Observer,
     Scalar,
     TraceEvent,
     TraceRecorder,
     read_jsonl,
     read_trace_dir,
 )
+from leadersim.workload import leader_workload
+
+if TYPE_CHECKING:
+    from leadersim.analysis.result import Result
+    from leadersim.sim.faults import Fault
+    from leadersim.sim.scenario import Scenario
 
 __all__ = [
+    "CALLBACK_KEYS",
     "DEFAULT_STOP_TIMEOUT",
     "LAB_TRACE_NAME",
     "Lab",
     "LabError",
+    "MemberSettings",
+    "check_real",
     "read_trace_dir",
     "run_member",
+    "run_scenario",
     "serve_member",
+    "writes_table",
 ]
+
+_logger = logging.getLogger("leadersim.lab")
 
 #: The lab's own trace file in the trace directory (hence no member may be called "lab").
 LAB_TRACE_NAME = "lab.jsonl"
@@ -78,10 +100,11 @@ LAB_TRACE_NAME = "lab.jsonl"
 #: above the elector's 5-s release timeout.
 DEFAULT_STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
+_DURATIONS = ("lease_duration", "renew_interval", "renew_deadline")
 
 
 async def _hold_leadership() -> None:
-    """The lab's leader callback: lead, doing nothing, until cancelled."""
+    """The lab's leader callback without a workload: lead, doing nothing, until cancelled."""
     await asyncio.Event().wait()
 
 
@@ -99,60 +122,417 @@ def _trace_sink(path: str | Path | None) -> Iterator[IO[str] | None]:
         yield sink
 
 
-async def serve_member(
-    db_path: str | Path,
-    node_id: str,
-    *,
-    lease_duration: float = DEFAULT_LEASE_DURATION,
-    renew_interval: float = DEFAULT_RENEW_INTERVAL,
-    renew_deadline: float = DEFAULT_RENEW_DEADLINE,
-    trace_path: str | Path | None = None,
-    table_name: str = TABLE_NAME_ELECTION,
-    seed: int | None = None,
-    stop: asyncio.Event | None = None,
-    url: str | None = None,
-) -> None:
-    """Run one election member on a SQLite file until ``stop`` is set or it is cancelled.
+#: Keys of a member's ``callback`` settings (the scenario's built-in workload).
+CALLBACK_KEYS = ("stop_latency", "writes_per_s", "prepare_s", "raise_after_s")
 
-    Stopping (by ``stop`` or by cancellation) is graceful: the elector releases its lease
-    and stops its leader callback before this returns (or re-raises the cancellation).
 
-    Args:
-        db_path: The SQLite file shared by all members (created if missing).
-        node_id: This member's id.
+@dataclasses.dataclass(frozen=True)
+class MemberSettings:
+    """Everything one member process needs, as one object (JSON for ``leadersim member``).
+
+    Attributes:
+        id: The member's id.
+        db: The shared SQLite file (created if missing); or give ``url``.
+        url: A database URL (``postgresql+asyncpg://user@host/db`` ...) instead of ``db``
+            (needs the ``[server]`` extra).
         lease_duration: Lease in seconds.
         renew_interval: Seconds between renew rounds.
         renew_deadline: Seconds one renew round may retry.
-        trace_path: JSON-lines file the trace is appended to, one flushed line per event;
+        config: Further :class:`~leadersim.Config` fields (``exit_on_renew_fail``,
+            ``stop_before_release``, ``callback_failure_backoff`` ...): a scenario's
+            ``config`` and ``nodes_config`` entries beyond the three durations.
+        table: The election table; guarded writes go to ``<table>_writes``.
+        seed: Seed of the elector's retry jitter (an int, or a string such as the
+            simulator's ``"0:jitter:n1:0"``); ``None``: unseeded.
+        trace: JSON-lines file the trace is appended to (one flushed line per event);
             ``None`` for no trace.
-        table_name: The election table.
-        seed: Seed of the elector's retry jitter.
-        stop: Set it to stop the member; by default it runs until cancelled.
-        url: A database URL (e.g. ``postgresql+asyncpg://user@host/db``) to use instead
-            of ``db_path`` (needs the ``[server]`` extra).
+        callback: The leader workload (keys of :data:`CALLBACK_KEYS`, seconds and writes
+            per second, as a scenario's ``callback``); ``None``: lead, doing nothing.
+        fencing: Whether the workload's writes are fenced (``txn_with_leader_lock``).
+        trace_storage: Whether every storage operation is traced (``storage_op`` with
+            ``sent_at``/``arrived_at``/``replied_at``) through a
+            :class:`~leadersim.storage.FaultyStorage`, which also takes storage faults.
+        control: Whether the member reads control messages (JSON lines) on stdin; end
+            of input then stops it gracefully (what the lab's members do, so that a dead
+            lab leaves no member behind).
+    """
+
+    id: str
+    db: str | None = None
+    url: str | None = None
+    lease_duration: float = DEFAULT_LEASE_DURATION
+    renew_interval: float = DEFAULT_RENEW_INTERVAL
+    renew_deadline: float = DEFAULT_RENEW_DEADLINE
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    table: str = TABLE_NAME_ELECTION
+    seed: int | str | None = None
+    trace: str | None = None
+    callback: Mapping[str, Any] | None = None
+    fencing: bool = False
+    trace_storage: bool = True
+    control: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str):
+            raise ConfigError(f"member settings: id must be a string, got {self.id!r}")
+        if (self.db is None) == (self.url is None):
+            raise ConfigError(f"member settings of {self.id!r}: give db or url, exactly one")
+        for key in ("lease_duration", "renew_interval", "renew_deadline"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"member settings: {key} must be seconds, got {value!r}")
+        if self.callback is not None:
+            unknown = sorted(set(self.callback) - set(CALLBACK_KEYS))
+            if unknown:
+                raise ConfigError(
+                    f"member settings: callback key(s) {unknown}; allowed: {list(CALLBACK_KEYS)}"
+                )
+        reserved = sorted(set(self.config) & _RESERVED_CONFIG)
+        if reserved:
+            raise ConfigError(
+                f"member settings: config may not set {reserved}: they are the member's own"
+            )
+
+    def to_json(self) -> str:
+        """The settings as one JSON object (what ``leadersim member --settings`` takes)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MemberSettings:
+        """Parse :meth:`to_json`'s form (unknown keys are errors).
+
+        Raises:
+            ConfigError: not a JSON object, an unknown or missing key, a bad value.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"member settings are not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"member settings must be a JSON object, got {data!r}")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(f"member settings: unknown key(s) {unknown}; allowed: {fields}")
+        if "id" not in data:
+            raise ConfigError("member settings need an 'id'")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"member settings: {exc}") from None
+
+
+_RESERVED_CONFIG = frozenset(
+    {"id", "name", "address", "storage", "leader_callback"}
+    | {"lease_duration", "renew_interval", "renew_deadline"}
+)
+_WRITES_DDL = (
+    "CREATE TABLE IF NOT EXISTS {table} ("
+    "node VARCHAR(255) NOT NULL, seq INTEGER NOT NULL, "
+    "sent_at DOUBLE PRECISION NOT NULL, fenced INTEGER NOT NULL)"
+)
+_WRITES_INSERT = (
+    "INSERT INTO {table} (node, seq, sent_at, fenced) VALUES (:node, :seq, :sent_at, :fenced)"
+)
+
+
+def writes_table(table: str) -> str:
+    """The table the leader workload writes to: ``<table>_writes``, beside the record."""
+    return f"{table}_writes"
+
+
+class _GuardedWrites:
+    """The leader workload's writes into ``<table>_writes`` of the member's database.
+
+    Like the simulator's protected resource, these writes do not go through the member's
+    storage faults (a cut from the election record leaves the work's own connection
+    alone). Each write is traced as a ``guarded_write`` event with the simulator's
+    details. Whether a write is stale is decided by ``txn_with_leader_lock``: it checks,
+    in the write's own transaction, that the stored record names the writer. Fenced, a
+    stale write is rejected; unfenced it is then inserted anyway, in a transaction of its
+    own (its ``leader_id`` is read just after the check).
+    """
+
+    def __init__(
+        self,
+        storage: LeaderLockStorage,
+        node: str,
+        *,
+        db: str | None,
+        table: str,
+        fencing: bool,
+        observer: Observer,
+    ) -> None:
+        self._storage = storage
+        self._node = node
+        self._db = db
+        self._table = writes_table(table)
+        self._fencing = fencing
+        self._observer = observer
+        self._conn: Any = None  # a second SQLite connection, for unfenced stale inserts
+
+    async def open(self) -> None:
+        """Create the writes table if it is missing (a race with other members is fine)."""
+        ddl = _WRITES_DDL.format(table=self._table)
+        if self._db is not None:
+            import aiosqlite
+
+            self._conn = await aiosqlite.connect(self._db, timeout=10.0, isolation_level=None)
+            await self._conn.execute(ddl)
+            return
+        import sqlalchemy as sa
+
+        engine = self._storage.engine  # type: ignore[attr-defined]
+        for attempt in range(3):
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(sa.text(ddl))
+                return
+            except sa.exc.DBAPIError:
+                # Two members creating it at once: one of them loses; the table exists.
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        """Close the second connection, if any."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def write(self, seq: int) -> bool:
+        """Guarded write number ``seq``; returns whether it was accepted."""
+        sent_at = time.monotonic()
+        row = {"node": self._node, "seq": seq, "sent_at": sent_at, "fenced": int(self._fencing)}
+        insert = _WRITES_INSERT.format(table=self._table)
+        try:
+            try:
+                await self._storage.txn_with_leader_lock(
+                    self._node, lambda conn: _execute(conn, insert, row)
+                )
+                accepted, stale, leader = True, False, self._node
+            except NotLeaderError:
+                stale = True
+                leader = (await self._storage.get()).leader_id
+                accepted = not self._fencing
+                if accepted:
+                    await self._insert(insert, row)
+        except StorageError as exc:
+            # The database refused (busy, gone): the write did not happen; no harm to trace.
+            _logger.warning("%s: guarded write %d failed: %s", self._node, seq, exc)
+            return False
+        details: dict[str, Scalar] = {
+            "seq": seq,
+            "accepted": accepted,
+            "stale": stale,
+            "fencing": self._fencing,
+            "leader_id": leader,
+            "sent_at": sent_at,
+        }
+        self._observer(self._node, time.monotonic(), EventKind.GUARDED_WRITE, details)
+        return accepted
+
+    async def _insert(self, insert: str, row: dict[str, Any]) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.execute(insert, row)
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self._table}: {exc}") from exc
+            return
+        import sqlalchemy as sa
+
+        engine = self._storage.engine  # type: ignore[attr-defined]
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(insert), row)
+        except sa.exc.DBAPIError as exc:
+            raise StorageError(f"{self._table}: {exc}") from exc
+
+
+async def _execute(conn: Any, statement: str, params: dict[str, Any]) -> None:
+    """Run ``statement`` on the connection a leader transaction hands out.
+
+    That is an ``aiosqlite`` connection for a SQLite file, a SQLAlchemy
+    ``AsyncConnection`` for a server; both take ``:name`` parameters.
+    """
+    if type(conn).__module__.startswith("sqlalchemy"):
+        import sqlalchemy as sa
+
+        await conn.execute(sa.text(statement), params)
+    else:
+        await conn.execute(statement, params)
+
+
+class _QuietFaults:
+    """The member's observer, minus the fault starts the lab has already traced.
+
+    When the lab re-sends a storage fault to a restarted member (a fault is the
+    database's or the network's, so it outlives the process), its start is in the trace
+    already: the repeat is dropped.
+    """
+
+    def __init__(self, observer: Observer) -> None:
+        self._observer = observer
+        self.quiet: set[int] = set()
+
+    def __call__(
+        self, node: str, local_time: float, kind: EventKind, details: Mapping[str, Scalar]
+    ) -> None:
+        if kind is EventKind.FAULT_START and details.get("fault") in self.quiet:
+            self.quiet.discard(int(details["fault"]))  # type: ignore[arg-type]
+            return
+        self._observer(node, local_time, kind, details)
+
+
+async def serve_member(settings: MemberSettings, *, stop: asyncio.Event | None = None) -> None:
+    """Run one election member until ``stop`` is set, it is cancelled, or its input ends.
+
+    Stopping is graceful: the elector releases its lease and stops its leader callback
+    (the workload keeps writing, unchecked, for its ``stop_latency``) before this
+    returns (or re-raises the cancellation).
+
+    Args:
+        settings: What to run (see :class:`MemberSettings`).
+        stop: Set it to stop the member; by default it runs until cancelled (or, with
+            ``settings.control``, until stdin ends).
 
     Raises:
-        ConfigError: invalid id, durations, table name or URL.
+        ConfigError: invalid id, durations, table name, URL or callback.
         StorageError: the database could not be opened.
     """
-    storage = await open_storage(url if url is not None else db_path, table_name)
+    stop = stop if stop is not None else asyncio.Event()
+    target = settings.url if settings.url is not None else settings.db
+    assert target is not None  # MemberSettings checks it
+    storage = await open_storage(target, settings.table)
+    writes: _GuardedWrites | None = None
+    used: Storage = storage
     try:
-        with _trace_sink(trace_path) as sink:
+        with _trace_sink(settings.trace) as sink:
             recorder = TraceRecorder(true_clock=time.monotonic, sink=sink, keep=False)
+            observer = _QuietFaults(recorder)
+            faulty: FaultyStorage | None = None
+            if settings.trace_storage:
+                faulty = FaultyStorage(storage, node=settings.id, observer=observer)
+                used = faulty
+            holder: list[Elector] = []
+            callback: Callable[[], Awaitable[None]] = _hold_leadership
+            spec = dict(settings.callback or {})
+            if settings.callback is not None:
+                if float(spec.get("writes_per_s", 1.0)) > 0:
+                    writes = _GuardedWrites(
+                        storage,
+                        settings.id,
+                        db=settings.db,
+                        table=settings.table,
+                        fencing=settings.fencing,
+                        observer=recorder,
+                    )
+                    await writes.open()
+                callback = leader_workload(
+                    node=settings.id,
+                    clock=RealClock(),
+                    is_leader=lambda: holder[0].is_leader(),
+                    write=writes.write if writes is not None else _no_write,
+                    stop_latency=float(spec.get("stop_latency", 0.1)),
+                    writes_per_s=float(spec.get("writes_per_s", 1.0)),
+                    prepare_s=float(spec.get("prepare_s", 1.0)),
+                    raise_after_s=spec.get("raise_after_s"),
+                )
             config = Config(
-                id=node_id,
-                name=node_id,
+                id=settings.id,
+                name=settings.id,
                 address=f"pid {os.getpid()}",
-                storage=storage,
-                leader_callback=_hold_leadership,
-                lease_duration=lease_duration,
-                renew_interval=renew_interval,
-                renew_deadline=renew_deadline,
+                storage=used,
+                leader_callback=callback,
+                lease_duration=settings.lease_duration,
+                renew_interval=settings.renew_interval,
+                renew_deadline=settings.renew_deadline,
+                **settings.config,
             )
-            elector = Elector(config, observer=recorder, seed=seed)
-            await _run_until_stopped(elector, stop if stop is not None else asyncio.Event())
+            seed = settings.seed
+            elector = Elector(
+                config,
+                observer=recorder,
+                rng=random.Random(seed) if isinstance(seed, str) else None,
+                seed=seed if isinstance(seed, int) else None,
+            )
+            holder.append(elector)
+            control: asyncio.Task[None] | None = None
+            if settings.control:
+                control = asyncio.create_task(_read_control(elector, faulty, observer, stop))
+            try:
+                await _run_until_stopped(elector, stop)
+            finally:
+                if control is not None:
+                    control.cancel()
+                    await asyncio.gather(control, return_exceptions=True)
     finally:
-        await storage.close()
+        if writes is not None:
+            await writes.close()
+        close = getattr(used, "close", None)
+        if close is not None:
+            await close()
+
+
+async def _no_write(seq: int) -> bool:
+    return False
+
+
+async def _read_control(
+    elector: Elector,
+    faulty: FaultyStorage | None,
+    observer: _QuietFaults,
+    stop: asyncio.Event,
+) -> None:
+    """Obey the lab's control messages on stdin until it ends, then stop the member.
+
+    One JSON object per line: ``{"op": "start_fault", "fault": N, "kind": K, "params":
+    {...}, "traced": true}``, ``{"op": "end_fault", "fault": N}``, ``{"op": "resign",
+    "duration": S}``, ``{"op": "stop"}``. A bad message is logged and skipped.
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
+    resigns: set[asyncio.Task[None]] = set()
+    try:
+        while line := await reader.readline():
+            try:
+                message = json.loads(line)
+                op = message["op"]
+                if op == "stop":
+                    break
+                if op == "resign":
+                    task = asyncio.create_task(
+                        _resign_quietly(elector, float(message.get("duration") or 0.0))
+                    )
+                    resigns.add(task)
+                    task.add_done_callback(resigns.discard)
+                elif op in ("start_fault", "end_fault"):
+                    if faulty is None:
+                        raise ValueError("storage faults need trace_storage (a FaultyStorage)")
+                    index = int(message["fault"])
+                    if op == "end_fault":
+                        faulty.end_fault(index)  # type: ignore[attr-defined]
+                    else:
+                        if not message.get("traced", True):
+                            observer.quiet.add(index)
+                        faulty.start_fault(index, message["kind"], message.get("params") or {})  # type: ignore[attr-defined]
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+            except Exception as exc:  # a bad message must not kill the member
+                _logger.error("%s: bad control message %r: %s", elector.id, line, exc)
+    finally:
+        transport.close()
+        stop.set()
+
+
+async def _resign_quietly(elector: Elector, duration: float) -> None:
+    try:
+        await elector.resign_leader(duration)
+    except Exception as exc:  # the trace shows what happened; a failed resign is data
+        _logger.warning("%s: resign failed: %s", elector.id, exc)
 
 
 async def _run_until_stopped(elector: Elector, stop: asyncio.Event) -> None:
@@ -170,25 +550,14 @@ async def _run_until_stopped(elector: Elector, stop: asyncio.Event) -> None:
         raise error
 
 
-def run_member(
-    db_path: str | Path,
-    node_id: str,
-    *,
-    lease_duration: float = DEFAULT_LEASE_DURATION,
-    renew_interval: float = DEFAULT_RENEW_INTERVAL,
-    renew_deadline: float = DEFAULT_RENEW_DEADLINE,
-    trace_path: str | Path | None = None,
-    table_name: str = TABLE_NAME_ELECTION,
-    seed: int | None = None,
-    url: str | None = None,
-) -> None:
-    """Run one member in this process until ``SIGTERM`` or ``SIGINT`` (then release).
+def run_member(settings: MemberSettings) -> None:
+    """Run one member in this process until ``SIGTERM``, ``SIGINT`` (or end of stdin).
 
-    The process entry of ``leadersim member``; arguments as for :func:`serve_member`.
-    Returns after a graceful stop.
+    The process entry of ``leadersim member``; see :func:`serve_member`. Returns after a
+    graceful stop.
 
     Raises:
-        ConfigError: invalid id, durations or table name.
+        ConfigError: invalid id, durations, table name or callback.
         StorageError: the database could not be opened.
     """
 
@@ -197,18 +566,7 @@ def run_member(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve_member(
-            db_path,
-            node_id,
-            lease_duration=lease_duration,
-            renew_interval=renew_interval,
-            renew_deadline=renew_deadline,
-            trace_path=trace_path,
-            table_name=table_name,
-            seed=seed,
-            stop=stop,
-            url=url,
-        )
+        await serve_member(settings, stop=stop)
 
     asyncio.run(main())
 
@@ -246,6 +604,15 @@ class Lab:
         seed: Member ``i`` (0-based, in ``node_ids`` order) uses jitter seed ``seed + i``.
         url: A database URL (PostgreSQL, MariaDB/MySQL) the members use instead of the
             SQLite file; ``db_path`` then only anchors the default ``trace_dir``.
+        config: Further elector config fields for every member (``exit_on_renew_fail``
+            ...), as a scenario's ``config``.
+        nodes_config: Per-member config overrides (the three durations included), as a
+            scenario's ``nodes_config``.
+        callback: The members' leader workload (:data:`CALLBACK_KEYS`); ``None``: they
+            lead doing nothing.
+        fencing: Whether the workload's writes are fenced.
+        trace_storage: Whether members trace every storage operation (and can take
+            storage faults); on by default.
 
     Raises:
         ValueError: a member is called ``lab`` (the name of the lab's own trace file).
@@ -263,6 +630,11 @@ class Lab:
         table_name: str = TABLE_NAME_ELECTION,
         seed: int = 0,
         url: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        nodes_config: Mapping[str, Mapping[str, Any]] | None = None,
+        callback: Mapping[str, Any] | None = None,
+        fencing: bool = False,
+        trace_storage: bool = True,
     ) -> None:
         self.db_path = Path(db_path)
         self.url = url
@@ -275,6 +647,18 @@ class Lab:
         self.trace_dir = Path(trace_dir) if trace_dir is not None else self.db_path.parent
         self.table_name = table_name
         self.seed = seed
+        self.config = dict(config or {})
+        self.nodes_config = {n: dict(c) for n, c in (nodes_config or {}).items()}
+        self.callback = dict(callback) if callback is not None else None
+        self.fencing = fencing
+        self.trace_storage = trace_storage
+        # The simulator's seed rule for jitter ("seed:jitter:node:incarnation"), set by
+        # run_scenario so a lab run and a simulated one draw alike; else seed + index.
+        self._sim_seeds = False
+        self._raise_on: tuple[str, ...] = ()
+        self._scenario_name = ""
+        self._run_origin = 0.0
+        self._incarnations: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
         # What the lab itself does to its members (the run's start, signals, restarts) is
@@ -329,7 +713,7 @@ class Lab:
         """Open a fresh ``lab.jsonl`` and write the run's start: its time origin."""
         self.trace_dir.mkdir(parents=True, exist_ok=True)
         self._lab_trace = open(self.lab_trace_path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
-        self._record(
+        started = self._record(
             EventKind.RUN_STARTED,
             "",
             {
@@ -341,8 +725,10 @@ class Lab:
                 "renew_deadline": self.renew_deadline,
                 "table": self.table_name,
                 "seed": self.seed,
+                **({"scenario": self._scenario_name} if self._scenario_name else {}),
             },
         )
+        self._run_origin = started.true_time
 
     # ------------------------------------------------------------------ processes
 
@@ -372,27 +758,73 @@ class Lab:
                 self._record_fault(node_id, "restart", None, time.monotonic())
             self._spawn(node_id)
 
+    def settings_for(self, node_id: str) -> MemberSettings:
+        """The :class:`MemberSettings` the lab starts ``node_id``'s next process with."""
+        merged = {
+            "lease_duration": self.lease_duration,
+            "renew_interval": self.renew_interval,
+            "renew_deadline": self.renew_deadline,
+            **self.config,
+            **self.nodes_config.get(node_id, {}),
+        }
+        durations = {k: float(merged.pop(k)) for k in _DURATIONS}
+        incarnation = self._incarnations.get(node_id, 0)
+        seed: int | str
+        if self._sim_seeds:
+            seed = f"{self.seed}:jitter:{node_id}:{incarnation}"
+        else:
+            seed = self.seed + self.node_ids.index(node_id)
+        callback = self.callback
+        if callback is not None and self._raise_on and node_id not in self._raise_on:
+            callback = {k: v for k, v in callback.items() if k != "raise_after_s"}
+        return MemberSettings(
+            id=node_id,
+            db=None if self.url else str(self.db_path),
+            url=self.url,
+            config=merged,
+            table=self.table_name,
+            seed=seed,
+            trace=str(self.trace_path(node_id)),
+            callback=callback,
+            fencing=self.fencing,
+            trace_storage=self.trace_storage,
+            control=True,
+            **durations,
+        )
+
     def _spawn(self, node_id: str) -> None:
         self.trace_dir.mkdir(parents=True, exist_ok=True)
         old_log = self._logs.pop(node_id, None)
         if old_log is not None:
             old_log.close()
         log = self._logs[node_id] = open(self.log_path(node_id), "ab")  # noqa: SIM115
-        seed = self.seed + self.node_ids.index(node_id)
-        command = [
-            sys.executable, "-m", "leadersim", "member",
-            *(["--url", self.url] if self.url else ["--db", str(self.db_path)]),
-            "--id", node_id,
-            "--lease", repr(self.lease_duration),
-            "--interval", repr(self.renew_interval),
-            "--deadline", repr(self.renew_deadline),
-            "--trace", str(self.trace_path(node_id)),
-            "--table", self.table_name,
-            "--seed", str(seed),
-        ]  # fmt: skip
+        settings = self.settings_for(node_id)
+        self._incarnations[node_id] = self._incarnations.get(node_id, 0) + 1
+        command = [sys.executable, "-m", "leadersim", "member", "--settings", settings.to_json()]
+        old = self.processes.get(node_id)
+        if old is not None and old.stdin is not None:
+            old.stdin.close()
+        # stdin is the control channel: the member stops gracefully when it ends, so a
+        # lab that dies (even by SIGKILL) leaves no running member behind.
         self.processes[node_id] = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_env()
+            command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=_env()
         )
+
+    def send(self, node_id: str, message: Mapping[str, Any]) -> bool:
+        """Send one control message (a JSON object) to ``node_id``'s running process.
+
+        Returns:
+            Whether it was written (``False``: the member is not running).
+        """
+        process = self.processes.get(node_id)
+        if process is None or process.poll() is not None or process.stdin is None:
+            return False
+        try:
+            process.stdin.write((json.dumps(dict(message)) + "\n").encode())
+            process.stdin.flush()
+        except (BrokenPipeError, ValueError):  # it died meanwhile, or the pipe is closed
+            return False
+        return True
 
     def is_running(self, node_id: str) -> bool:
         """Whether ``node_id``'s process exists and has not exited."""
@@ -440,14 +872,18 @@ class Lab:
             self._open_pauses[node_id] = index
         elif kind == "crash":
             self._open_pauses.pop(node_id, None)
-            try:
-                process.wait(DEFAULT_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired as exc:
-                raise LabError(
-                    f"member {node_id!r} still runs {DEFAULT_STOP_TIMEOUT:g} s after SIGKILL"
-                ) from exc
-            self._record_crashed_callback(node_id, sent_at)
+            self._reap_killed(node_id, process, sent_at)
         return sent_at
+
+    def _reap_killed(self, node_id: str, process: subprocess.Popen[bytes], sent_at: float) -> None:
+        """Wait for a SIGKILLed process to be gone; end its running callback at the kill."""
+        try:
+            process.wait(DEFAULT_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(
+                f"member {node_id!r} still runs {DEFAULT_STOP_TIMEOUT:g} s after SIGKILL"
+            ) from exc
+        self._record_crashed_callback(node_id, sent_at)
 
     def _record_crashed_callback(self, node_id: str, killed_at: float) -> None:
         """After a kill, end the dead member's running callback in the trace, at the kill.
@@ -520,6 +956,9 @@ class Lab:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
                 process.wait()
+                if process.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        process.stdin.close()
             for log in self._logs.values():
                 log.close()
             self._logs.clear()
@@ -583,6 +1022,157 @@ class Lab:
                 )
             time.sleep(_POLL_INTERVAL)
 
+    # ------------------------------------------------------------------ scenarios
+
+    @classmethod
+    def for_scenario(
+        cls,
+        scenario: Scenario,
+        db_path: str | Path,
+        *,
+        seed: int = 0,
+        url: str | None = None,
+        trace_dir: str | Path | None = None,
+        table_name: str = TABLE_NAME_ELECTION,
+    ) -> Lab:
+        """A lab whose members are a scenario's: its nodes, config, workload and fencing.
+
+        The members draw their retry jitter by the simulator's rule
+        (``"SEED:jitter:NODE:INCARNATION"``). The scenario's ``storage`` latency model is
+        not imposed: a real database has its own latency (which the members trace).
+
+        Args:
+            scenario: A resolved :class:`~leadersim.sim.scenario.Scenario`.
+            db_path: The SQLite file (or the anchor of ``trace_dir`` with ``url``).
+            seed: The run's seed.
+            url: A database URL instead of the SQLite file.
+            trace_dir: Where the traces go (default: the database's directory).
+            table_name: The election table.
+
+        Raises:
+            ConfigError: the scenario cannot run for real (see :func:`check_real`).
+        """
+        from leadersim.sim.scenario import CallbackSpec
+
+        check_real(scenario)
+        config = dict(scenario.config)
+        durations = {
+            key: float(config.pop(key, default))
+            for key, default in zip(
+                _DURATIONS,
+                (DEFAULT_LEASE_DURATION, DEFAULT_RENEW_INTERVAL, DEFAULT_RENEW_DEADLINE),
+                strict=True,
+            )
+        }
+        spec = scenario.callback
+        assert isinstance(spec, CallbackSpec)  # check_real refuses Python callbacks
+        callback = {key: getattr(spec, key) for key in CALLBACK_KEYS}
+        lab = cls(
+            db_path,
+            scenario.nodes,
+            lease_duration=durations["lease_duration"],
+            renew_interval=durations["renew_interval"],
+            renew_deadline=durations["renew_deadline"],
+            trace_dir=trace_dir,
+            table_name=table_name,
+            seed=seed,
+            url=url,
+            config=config,
+            nodes_config=scenario.nodes_config,
+            callback=callback,
+            fencing=scenario.fencing,
+        )
+        lab._sim_seeds = True
+        lab._raise_on = spec.raise_on
+        lab._scenario_name = scenario.name
+        return lab
+
+    def run_scenario(self, scenario: Scenario) -> Result:
+        """Run ``scenario``'s schedule in real time on this lab's members; return the result.
+
+        Members start as in the simulator (the first at 0, the others after
+        ``start_stagger`` plus a seeded phase under ``start_jitter``); at each fault's
+        ``at`` (seconds after the run's start, on ``CLOCK_MONOTONIC``) the lab acts:
+        ``crash`` SIGKILL, ``restart``/``start`` a new process (same id, its trace
+        appended), ``pause`` SIGSTOP until the last overlapping pause ends (SIGCONT),
+        ``cancel`` SIGTERM, ``resign`` and the storage kinds (``cut``, ``slow``,
+        ``error``, ``ambiguous``, ``conflicts``, ``busy``) a control message to the
+        member's :class:`~leadersim.storage.FaultyStorage`. Targets resolve as in the
+        simulator (``leader``: the acting node the stored record names). Each fault is
+        traced with its schedule number, so the merged trace reads like a simulated one.
+        At ``duration`` the members are stopped; the result covers ``[0, duration]``
+        (the shutdown after it is in the saved traces only).
+
+        A SQLite database is emptied first (election record and writes), so a record
+        left by an earlier run does not delay the first election.
+
+        Raises:
+            ConfigError: the scenario cannot run for real (nothing is started).
+            ValueError: the lab has run already.
+        """
+        from leadersim.analysis.result import Result
+
+        check_real(scenario)
+        if self._lab_trace is not None:
+            raise ValueError("this lab has run already; use a new Lab for another run")
+        if self.url is None:
+            self._reset_database()
+        run = _ScenarioRun(self, scenario)
+        # The shutdown's signals are numbered after the schedule's faults.
+        self._faults = len(scenario.faults)
+        try:
+            end = run.run()
+        finally:
+            self.stop_all()
+        events = [e for e in self.read_trace() if e.true_time <= end]
+        return Result(
+            events,
+            end,
+            name=scenario.name,
+            seed=self.seed,
+            meta={"scenario": scenario, "source": "lab", "trace_dir": str(self.trace_dir)},
+        )
+
+    def stored_leader(self) -> str:
+        """The leader id the stored record names now (``""`` if none or unreadable)."""
+        if self.url is not None:
+            return self._stored_leader_url()
+        from leadersim.storage.sqlite import SQLiteStatements
+
+        statements = SQLiteStatements.for_table(self.table_name)
+        try:
+            with contextlib.closing(sqlite3.connect(self.db_path, timeout=5.0)) as connection:
+                rows = connection.execute(statements.select).fetchall()
+            return statements.decode(rows).leader_id
+        except (sqlite3.Error, LeadersimError):
+            return ""
+
+    def _stored_leader_url(self) -> str:
+        assert self.url is not None
+
+        async def read() -> str:
+            storage = await open_storage(self.url or "", self.table_name)
+            try:
+                return (await storage.get()).leader_id
+            finally:
+                await storage.close()
+
+        try:
+            return asyncio.run(read())
+        except LeadersimError:
+            return ""
+
+    def _reset_database(self) -> None:
+        """Empty the election table and the writes table of the SQLite file, if present."""
+        if not self.db_path.exists():
+            return
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=10.0)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+            for table in (self.table_name, writes_table(self.table_name)):
+                if table in tables:
+                    connection.execute(f'DELETE FROM "{table}"')
+            connection.commit()
+
     # ------------------------------------------------------------------ database
 
     def integrity_check(self) -> str:
@@ -629,3 +1219,277 @@ def _env() -> dict[str, str]:
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = source_root if not path else os.pathsep.join([source_root, path])
     return env
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+def check_real(scenario: Scenario) -> None:
+    """Refuse a scenario the real lab cannot run, before anything starts.
+
+    Raises:
+        ConfigError: one line naming what cannot be real: a fault kind that has no real
+            counterpart (a clock's drift or step), per-node ``clocks``, or a leader
+            callback written in Python (a member process runs the built-in workload only).
+    """
+    from leadersim.sim.scenario import CallbackSpec
+
+    if scenario.clocks:
+        raise ConfigError(
+            f"clocks: {sorted(scenario.clocks)} cannot be set in the real lab: a real "
+            "clock's rate and offset cannot be changed; drop 'clocks' to run it for real"
+        )
+    for index, fault in enumerate(scenario.faults):
+        reason = FAULT_KINDS[fault.kind].real
+        if reason is not None:
+            raise ConfigError(
+                f"faults[{index}]: kind {fault.kind!r} cannot run in the real lab: {reason}"
+            )
+    if not isinstance(scenario.callback, CallbackSpec):
+        raise ConfigError(
+            "callback: a Python leader callback cannot run in the lab's member processes; "
+            "give the built-in workload (a callback mapping)"
+        )
+
+
+class _ScenarioRun:
+    """One real run of a scenario by a :class:`Lab`: the schedule in real time."""
+
+    def __init__(self, lab: Lab, scenario: Scenario) -> None:
+        self.lab = lab
+        self.scenario = scenario
+        self.origin = 0.0
+        self.resolved: dict[int, list[str]] = {}
+        self.pauses: dict[str, int] = {}  # node -> open pause faults
+        self.cancelled: set[str] = set()
+        # node -> fault index -> (kind, params): storage faults active now, re-sent to a
+        # restarted process (they are the database's or the network's, not the process's).
+        self.storage: dict[str, dict[int, tuple[str, dict[str, Scalar]]]] = {}
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = 0
+
+    def _at(self, at: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (at, self._order, action))
+        self._order += 1
+
+    def run(self) -> float:
+        """Run to the scenario's end; returns the end instant (host monotonic seconds)."""
+        lab, scenario = self.lab, self.scenario
+        lab._begin_run()
+        self.origin = lab._run_origin
+        # The simulator's start rule and seed stream: n1 at 0, the others after the
+        # stagger plus a seeded phase.
+        phases = random.Random(f"{lab.seed}:start")
+        for i, node in enumerate(scenario.nodes):
+            at = (
+                0.0 if i == 0 else scenario.start_stagger + phases.uniform(0, scenario.start_jitter)
+            )
+            self._at(at, lambda node=node: self._start(node))  # type: ignore[misc]
+        instants: dict[float, list[int]] = {}
+        for index, fault in enumerate(scenario.faults):
+            instants.setdefault(fault.at, []).append(index)
+        for at, indices in instants.items():
+            self._at(at, lambda indices=indices: self._apply_all(indices))  # type: ignore[misc]
+        end = self.origin + scenario.duration
+        while self._timers and self._timers[0][0] < scenario.duration:
+            at, _, action = heapq.heappop(self._timers)
+            _sleep_until(self.origin + at)
+            action()
+        _sleep_until(end)
+        return end
+
+    # ------------------------------------------------------------------ targets
+
+    def _targets(self, fault: Fault) -> list[str]:
+        target = fault.target
+        if isinstance(target, tuple):
+            return list(target)
+        if target == "all":
+            return list(self.lab.node_ids)
+        if target.startswith("fault:"):
+            return list(self.resolved.get(int(target.removeprefix("fault:")), []))
+        if target == "leader":
+            return self._leader()
+        return [target]
+
+    def _leader(self) -> list[str]:
+        """The simulator's rule: the acting node the record names, else the first acting."""
+        lab = self.lab
+        acting: list[str] = []
+        for event in lab.read_trace():
+            if event.kind is EventKind.CALLBACK_STARTED and event.node not in acting:
+                acting.append(event.node)
+            elif event.kind is EventKind.CALLBACK_STOPPED and event.node in acting:
+                acting.remove(event.node)
+        acting = [n for n in acting if lab.is_running(n)]
+        named = lab.stored_leader()
+        if named in acting or (not acting and named in lab.node_ids):
+            return [named]
+        return acting[:1]
+
+    # ------------------------------------------------------------------ faults
+
+    def _apply_all(self, indices: list[int]) -> None:
+        for index in indices:
+            self._apply(index, self.scenario.faults[index])
+
+    def _details(self, index: int, fault: Fault) -> dict[str, Scalar]:
+        details: dict[str, Scalar] = {"fault": index, "kind": fault.kind}
+        details.update({k: v for k, v in fault.params})
+        details["target"] = fault.target if isinstance(fault.target, str) else "list"
+        return details
+
+    def _apply(self, index: int, fault: Fault) -> None:
+        targets = self._targets(fault)
+        self.resolved[index] = targets
+        for node in targets:
+            self._start_fault(index, fault, node)
+            duration = fault.duration
+            if duration is not None:
+                self._at(
+                    fault.at + duration,
+                    lambda node=node: self._end_fault(index, fault, node),  # type: ignore[misc]
+                )
+
+    def _start_fault(self, index: int, fault: Fault, node: str) -> None:
+        lab, kind = self.lab, fault.kind
+        details = self._details(index, fault)
+        params = {k: v for k, v in fault.params if k != "duration"}
+        if FAULT_KINDS[kind].scope == "storage":
+            if FAULT_KINDS[kind].ends == "duration":  # one-shot ones hit one process
+                self.storage.setdefault(node, {})[index] = (kind, params)
+            message = {"op": "start_fault", "fault": index, "kind": kind, "params": params}
+            if not lab.send(node, message):
+                # Down: the lab traces the start; a restarted process gets the fault.
+                lab._record(EventKind.FAULT_START, node, details)
+            return
+        process = lab.processes.get(node)
+        running = lab.is_running(node)
+        now = time.monotonic()
+        if kind == "crash":
+            lab._record(EventKind.FAULT_START, node, {**details, "signal": "SIGKILL"}, now)
+            self.pauses.pop(node, None)
+            if running and process is not None:
+                process.send_signal(signal.SIGKILL)
+                lab._reap_killed(node, process, now)
+        elif kind == "pause":
+            lab._record(EventKind.FAULT_START, node, {**details, "signal": "SIGSTOP"}, now)
+            self.pauses[node] = self.pauses.get(node, 0) + 1
+            if running and process is not None and self.pauses[node] == 1:
+                process.send_signal(signal.SIGSTOP)
+        elif kind == "cancel":
+            lab._record(EventKind.FAULT_START, node, {**details, "signal": "SIGTERM"}, now)
+            if running and process is not None:
+                self.cancelled.add(node)
+                process.send_signal(signal.SIGTERM)
+        elif kind == "resign":
+            lab._record(EventKind.FAULT_START, node, details, now)
+            lab.send(node, {"op": "resign", "duration": fault.get("resign_duration", 0.0)})
+        elif kind in ("start", "restart"):
+            lab._record(EventKind.FAULT_START, node, details, now)
+            self._start(node)
+
+    def _end_fault(self, index: int, fault: Fault, node: str) -> None:
+        lab, kind = self.lab, fault.kind
+        end: dict[str, Scalar] = {"fault": index, "kind": kind}
+        if FAULT_KINDS[kind].scope == "storage":
+            self.storage.get(node, {}).pop(index, None)
+            if not lab.send(node, {"op": "end_fault", "fault": index}):
+                lab._record(EventKind.FAULT_END, node, end)
+            return
+        now = time.monotonic()
+        if kind == "pause" and self.pauses.get(node, 0) > 0:
+            self.pauses[node] -= 1
+            process = lab.processes.get(node)
+            # Overlapping pauses compose: the process runs again when the last one ends.
+            if self.pauses[node] == 0 and lab.is_running(node) and process is not None:
+                process.send_signal(signal.SIGCONT)
+                end["signal"] = "SIGCONT"
+        lab._record(EventKind.FAULT_END, node, end, now)
+
+    # ------------------------------------------------------------------ processes
+
+    def _start(self, node: str) -> None:
+        """Start ``node`` (first start, ``start`` or ``restart``) unless it runs.
+
+        A member still stopping after a ``cancel`` is waited for, then started: as in
+        the simulator, it comes back once it has stopped.
+        """
+        lab = self.lab
+        if lab.is_running(node):
+            if node not in self.cancelled:
+                return  # a restart of a live member does nothing
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                lab.wait(node, DEFAULT_STOP_TIMEOUT)
+            if lab.is_running(node):
+                return
+        self.cancelled.discard(node)
+        self.pauses.pop(node, None)
+        if node not in lab.node_ids:
+            lab.node_ids.append(node)
+        first = node not in lab.processes
+        if first:
+            lab.trace_path(node).unlink(missing_ok=True)
+        lab._spawn(node)
+        for index, (kind, params) in sorted(self.storage.get(node, {}).items()):
+            message = {"op": "start_fault", "fault": index, "kind": kind, "params": params}
+            lab.send(node, {**message, "traced": False})
+
+
+def _sleep_until(instant: float) -> None:
+    while (left := instant - time.monotonic()) > 0:
+        time.sleep(min(left, 0.5))
+
+
+def run_scenario(
+    scenario: str | Path | Scenario | Mapping[str, Any],
+    *,
+    seed: int = 0,
+    scale: float = 1.0,
+    db_path: str | Path | None = None,
+    url: str | None = None,
+    trace_dir: str | Path | None = None,
+    variant: str | None = None,
+    **overrides: Any,
+) -> Result:
+    """Run a scenario for real: members as OS processes, its faults as real actions.
+
+    The scenario is resolved, scaled and overridden exactly as
+    :func:`~leadersim.simulate` does it (``scale`` first, then ``overrides``), checked
+    with :func:`check_real`, then run by a :class:`Lab` in real time (see
+    :meth:`Lab.run_scenario`).
+
+    Args:
+        scenario: Anything :func:`~leadersim.simulate` accepts.
+        seed: Seeds the members' start phases and retry jitter (the simulator's rule);
+            a real run is not reproducible, only its schedule is.
+        scale: Multiply every time of the scenario by this (0.1: a 300-s entry in 30 s).
+        db_path: The SQLite file (default: a fresh one in a temporary directory).
+        url: A database URL instead of a SQLite file.
+        trace_dir: Where the traces are kept (default: a temporary directory, removed
+            after the run; the result holds the trace).
+        variant: A catalogue variant, instead of ``NAME[VARIANT]``.
+        **overrides: Scenario keys to replace, as :func:`~leadersim.simulate` takes them.
+
+    Returns:
+        The :class:`~leadersim.analysis.result.Result` of the real run.
+
+    Raises:
+        ConfigError: an unknown scenario, a bad scale or override, or a scenario that
+            cannot run for real (the message names what).
+        LabError: a member did not stop when killed.
+    """
+    from leadersim.experiment import prepare_scenario
+
+    resolved = prepare_scenario(scenario, variant=variant, scale=scale, overrides=overrides)
+    check_real(resolved)
+    with contextlib.ExitStack() as stack:
+        scratch = Path(".")
+        if db_path is None or trace_dir is None:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leadersim-")))
+        db = Path(db_path) if db_path is not None else scratch / "election.db"
+        traces = Path(trace_dir) if trace_dir is not None else scratch / "traces"
+        lab = stack.enter_context(
+            Lab.for_scenario(resolved, db, seed=seed, url=url, trace_dir=traces)
+        )
+        return lab.run_scenario(resolved)

@@ -62,6 +62,7 @@ REAL_TIME_MODULES = {
     "test_orm_elector.py",
     "test_orm_faults.py",
     "test_orm_processes.py",
+    "test_calibration.py",
 }
 
 

@@ -22,8 +22,14 @@ import pytest
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "leadersim"
 
 #: Modules that must stay pure: stdlib only (no asyncio), plus each other.
-PURE_FILES = ("record.py", "config.py", "errors.py", "trace.py")
-PURE_MODULES = ("leadersim.errors", "leadersim.record", "leadersim.config", "leadersim.trace")
+PURE_FILES = ("record.py", "config.py", "errors.py", "trace.py", "faults.py")
+PURE_MODULES = (
+    "leadersim.errors",
+    "leadersim.record",
+    "leadersim.config",
+    "leadersim.trace",
+    "leadersim.faults",
+)
 BANNED_IN_PURE = frozenset({"asyncio", "simpy"})
 
 ELECTOR_BANNED = frozenset({"simpy", "sqlite3", "aiosqlite", "pandas", "matplotlib", "sqlalchemy"})

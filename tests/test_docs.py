@@ -115,7 +115,7 @@ def test_scenario_format_doc_names_every_key_and_fault_kind() -> None:
         "storage": tuple(f.name for f in dataclasses.fields(scenario_module.StorageSpec)),
         "latency": tuple(f.name for f in dataclasses.fields(Latency)),
         "fault kinds": tuple(FAULT_KINDS),
-        "fault keys": tuple(k for req, opt in FAULT_KINDS.values() for k in (*req, *opt)),
+        "fault keys": tuple(k for kind in FAULT_KINDS.values() for k in kind.params),
         "cut modes": CUT_MODES,
     }
     missing = {

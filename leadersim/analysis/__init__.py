@@ -4,6 +4,7 @@ Reads traces only (simulated or real: one schema); never imports :mod:`leadersim
 pandas and matplotlib are imported lazily by the views that need them.
 """
 
+from leadersim.analysis.calibration import fit_latency
 from leadersim.analysis.intervals import (
     GLOSSARY,
     Interval,
@@ -29,6 +30,7 @@ __all__ = [
     "belief_intervals",
     "compose_summary",
     "failovers",
+    "fit_latency",
     "no_leader_gaps",
     "overlap_windows",
     "summarize",

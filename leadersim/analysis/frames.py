@@ -45,6 +45,7 @@ from leadersim.analysis.intervals import (
     no_leader_gaps,
     overlap_windows,
 )
+from leadersim.faults import FAULT_KINDS
 from leadersim.trace import EventKind, TraceEvent
 
 if TYPE_CHECKING:
@@ -307,25 +308,12 @@ def fault_records(events: Sequence[TraceEvent], end_time: float) -> list[dict[st
 
 
 def _fault_label(kind: str, params: Mapping[str, object]) -> str:
-    if kind == "cut":
-        text = f"cut {params.get('mode', 'request')}"
-    elif kind == "slow":
-        text = f"slow {params.get('latency_s')}s"
-    elif kind == "error":
-        text = f"error after {params.get('after_s')}s"
-    elif kind == "clock_drift":
-        text = f"drift {params.get('ppm')}ppm"
-    elif kind == "clock_step":
-        seconds = _float(params.get("seconds"))
-        text = f"wall {seconds:+g}s"
-    elif kind == "resign":
-        text = f"resign {params.get('resign_duration', 0)}s"
-    else:
-        text = kind
-    duration = params.get("duration")
-    if kind not in ("clock_step",) and isinstance(duration, int | float):
-        text += f" ({duration:g}s)"
-    return text
+    """The short text of a fault: its kind's :meth:`~leadersim.faults.FaultKind.label`.
+
+    A kind the table does not know (a trace written elsewhere) is labelled by its name.
+    """
+    row = FAULT_KINDS.get(kind)
+    return kind if row is None else row.label(params)
 
 
 def faults_frame(events: Sequence[TraceEvent], end_time: float | None = None) -> pd.DataFrame:

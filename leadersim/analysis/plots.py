@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from leadersim.analysis import frames
 from leadersim.analysis.intervals import overlap_windows
+from leadersim.faults import FAULT_KINDS
 from leadersim.trace import EventKind
 
 if TYPE_CHECKING:
@@ -622,7 +623,7 @@ def plot_clocks(result: Result, ax: Axes | Sequence[Axes] | None = None) -> Figu
     steps = [
         row
         for row in frames.fault_records(result.index, result.end_time)
-        if row["kind"] in ("clock_step", "clock_drift")
+        if (kind := FAULT_KINDS.get(str(row["kind"]))) is not None and kind.scope == "clock"
     ]
     for row in steps:
         for target in (offset_ax, drift_ax):

@@ -31,8 +31,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from leadersim.config import Config
+from leadersim.config import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RENEW_INTERVAL,
+    Config,
+)
 from leadersim.errors import ConfigError
+from leadersim.faults import FAULT_KINDS
 from leadersim.sim.faults import (
     MIN_DRIFT_PPM,
     SPECIAL_TARGETS,
@@ -54,6 +60,26 @@ _CONFIG_KEYS = (
     "callback_failure_backoff",
 )
 _CLOCK_KEYS = ("drift_ppm", "wall_offset")
+#: Elector config keys that are seconds (what :meth:`Scenario.scaled` multiplies), with
+#: the elector's default for a key a scenario leaves out.
+_CONFIG_TIMES = {
+    "lease_duration": DEFAULT_LEASE_DURATION,
+    "renew_interval": DEFAULT_RENEW_INTERVAL,
+    "renew_deadline": DEFAULT_RENEW_DEADLINE,
+    "callback_failure_backoff": 0.0,
+}
+#: Latency fields that are seconds (``sigma`` and ``tail_p`` are shapes, not times).
+_LATENCY_TIMES = (
+    "value_s",
+    "low_s",
+    "high_s",
+    "mean_s",
+    "median_s",
+    "tail_min_s",
+    "tail_max_s",
+)
+#: Callback fields that are seconds (``writes_per_s`` is a rate: divided instead).
+_CALLBACK_TIMES = ("stop_latency", "prepare_s", "raise_after_s")
 
 
 def _check_keys(where: str, given: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -319,6 +345,64 @@ class Scenario:
         for node in members:
             scenario.config_for(node)  # validates durations early, naming the node
         return scenario
+
+    def scaled(self, factor: float) -> Scenario:
+        """This scenario with every time multiplied by ``factor`` (so it runs in less time).
+
+        Multiplied: each fault's ``at`` and its parameters that are seconds (duration,
+        latency, error delay, ambiguous delay, resign duration, clock step), the run's
+        ``duration``, ``start_stagger`` and ``start_jitter``, the elector's lease, renew
+        interval, renew deadline and callback backoff (in ``config`` and every
+        ``nodes_config``; a lease, interval or deadline the scenario leaves to the
+        elector's default is written out, scaled), the storage latencies, and the
+        callback's stop latency, preparation and raise delay; ``writes_per_s`` is divided,
+        so a leader makes as many writes per lease as before. Rates (``ppm``, ``rate``,
+        ``sigma``, ``tail_p``), modes and counts stay. A Python callback is kept as it is.
+
+        Args:
+            factor: The multiplier, a finite number > 0 (0.1 runs a 300-s scenario in
+                30 s).
+
+        Returns:
+            The scaled scenario (``self`` when ``factor`` is 1).
+
+        Raises:
+            ConfigError: ``factor`` is not a finite number > 0.
+        """
+        if not finite_number(factor) or factor <= 0:
+            raise ConfigError(f"scale must be a finite number > 0, got {factor!r}")
+        if factor == 1:
+            return self
+        spec = self.to_mapping()
+
+        def times(mapping: Mapping[str, Any], keys: Any) -> dict[str, Any]:
+            return {
+                k: (v * factor if k in keys and finite_number(v) else v) for k, v in mapping.items()
+            }
+
+        spec["config"] = times({**_CONFIG_TIMES, **spec["config"]}, _CONFIG_TIMES)
+        if not spec["config"]["callback_failure_backoff"]:
+            del spec["config"]["callback_failure_backoff"]  # keep the elector's default
+        spec["nodes_config"] = {n: times(c, _CONFIG_TIMES) for n, c in spec["nodes_config"].items()}
+        spec["clocks"] = {n: times(c, ("wall_offset",)) for n, c in spec["clocks"].items()}
+        storage = spec["storage"]
+        storage["latency"] = times(storage["latency"], _LATENCY_TIMES)
+        for key in ("latency_by_op", "latency_by_node"):
+            storage[key] = {k: times(v, _LATENCY_TIMES) for k, v in storage[key].items()}
+        if isinstance(self.callback, CallbackSpec):
+            callback = times(spec["callback"], _CALLBACK_TIMES)
+            for key in _CALLBACK_TIMES:
+                if key not in callback and getattr(self.callback, key) is not None:
+                    callback[key] = getattr(self.callback, key) * factor
+            callback["writes_per_s"] = self.callback.writes_per_s / factor
+            spec["callback"] = callback
+        spec["faults"] = [
+            {**times(f, FAULT_KINDS[f["kind"]].time_params), "at": f["at"] * factor}
+            for f in spec["faults"]
+        ]
+        for key in ("duration", "start_stagger", "start_jitter"):
+            spec[key] = spec[key] * factor
+        return Scenario.from_mapping(spec)
 
     def config_for(self, node: str) -> dict[str, Any]:
         """The elector config fields of ``node`` (scenario config + its overrides)."""

@@ -36,6 +36,7 @@ from leadersim.sim.loop import NodeTag, SimLoop
 from leadersim.sim.scenario import CallbackSpec, Scenario
 from leadersim.sim.storage import ProtectedResource, StorageServer
 from leadersim.trace import EventKind, Scalar, TraceEvent, TraceRecorder
+from leadersim.workload import leader_workload
 
 __all__ = ["Run", "World"]
 
@@ -242,44 +243,18 @@ class World:
         spec = self.scenario.callback
         if not isinstance(spec, CallbackSpec):
             return spec
-        clock = self.nodes[node].clock
         resource = self.resource
         raises = spec.raise_after_s is not None and (not spec.raise_on or node in spec.raise_on)
-        period = 1.0 / spec.writes_per_s if spec.writes_per_s > 0 else 0.0
-        counter = [0]
-
-        async def write_once(check: bool) -> None:
-            started = clock.monotonic()
-            if not check or holder[0].is_leader():
-                await clock.sleep(spec.prepare_s)
-                counter[0] += 1
-                await resource.write(node, counter[0])
-            await clock.sleep(max(0.0, period - (clock.monotonic() - started)))
-
-        async def lead() -> None:
-            try:
-                if raises:
-                    assert spec.raise_after_s is not None
-                    await clock.sleep(spec.raise_after_s)
-                    raise RuntimeError(f"simulated failure of {node}'s leader callback")
-                if period == 0.0:
-                    await asyncio.Event().wait()
-                while True:
-                    await write_once(check=True)
-            except asyncio.CancelledError:
-                # The work notices the cancel only after stop_latency; until then it
-                # keeps going, without asking the elector whether it still leads.
-                if spec.stop_latency > 0:
-                    try:
-                        async with clock.timeout(spec.stop_latency):
-                            while period > 0.0:
-                                await write_once(check=False)
-                            await asyncio.Event().wait()
-                    except TimeoutError:
-                        pass
-                raise
-
-        return lead
+        return leader_workload(
+            node=node,
+            clock=self.nodes[node].clock,
+            is_leader=lambda: holder[0].is_leader(),
+            write=lambda seq: resource.write(node, seq),
+            stop_latency=spec.stop_latency,
+            writes_per_s=spec.writes_per_s,
+            prepare_s=spec.prepare_s,
+            raise_after_s=spec.raise_after_s if raises else None,
+        )
 
     def _targets(self, fault: Fault) -> list[str]:
         target = fault.target
