@@ -107,12 +107,13 @@ def compare(name, reference, fix, *, seeds=(0,), window=None, **overrides):
     ).set_index(["variant", "seed"])
 
 
-def plot_pair(runs, start, end):
-    """The first seed's timelines of both variants, one above the other."""
+def plot_pair(runs, start, end, index=0):
+    """One seed's timelines of both variants (the ``index``-th seed run), one above the other."""
     fig, axes = plt.subplots(2, 1, figsize=(12, 5.6))
     for ax, (variant, results) in zip(axes, runs.items(), strict=True):
-        results[0].plot_timeline(ax=ax, start=start, end=end, fault_labels=4, title=False)
-        ax.set_title(f"[{variant}] {results[0].verdict.line()[:105]}", fontsize=9)
+        shown = results[index]
+        shown.plot_timeline(ax=ax, start=start, end=end, fault_labels=4, title=False)
+        ax.set_title(f"[{variant}] seed {shown.seed}: {shown.verdict.line()[:95]}", fontsize=9)
     fig.tight_layout()
     display(fig)
     plt.close(fig)
@@ -127,11 +128,18 @@ def plot_pair(runs, start, end):
 # and a rare slow reply (runs shortened to 600 s here: five hand-overs).
 
 # %%
-runs, table = compare("zero-slack-defaults", "10/2/8", "13/2/8", seeds=(0, 1, 2), duration=600)
-plot_pair(runs, 40, 110)
+runs, table = compare(
+    "zero-slack-defaults", "10/2/8", "13/2/8", seeds=(0, 1, 2, 3, 4), duration=600
+)
+# Show the first seed that overlapped, around its first split brain.
+index = next(i for i, r in enumerate(runs["10/2/8"]) if r.summary()["overlap_s"] > 0)
+at = runs["10/2/8"][index].windows()["start"].iloc[0]
+plot_pair(runs, at - 25, at + 12, index)
 display(table)
 print("slack:", theory.slack(10, 2, 8), "s vs", theory.slack(13, 2, 8), "s")
-assert (table.loc["10/2/8", "overlap_s"] > 0).all()  # every seed overlaps at a hand-over
+# Most seeds overlap at some hand-over (the catalogue's "most": whether one does depends
+# on where the slow replies and the followers' phases fall).
+assert (table.loc["10/2/8", "overlap_s"] > 0).sum() >= 3
 assert (table.loc["13/2/8", "overlap_s"] == 0).all()  # 3 s of slack absorb C = 0.5 s
 # The price of slack: a few seconds without a leader at each of the five hand-overs.
 assert (table.loc["13/2/8", "no_leader_s"] > table.loc["10/2/8", "no_leader_s"]).all()
