@@ -9,7 +9,8 @@ slow tier runs them again with ``MPLBACKEND=Agg`` (as CI sets it), where only an
 display shows a figure.
 
 This replaces ``pytest --nbmake`` (which only checked that cells run), so each notebook
-runs once in the default tier.
+runs once in the default tier, except the real-time ones (``REAL_TIME_NOTEBOOKS``), which
+run in the slow tier only.
 """
 
 from __future__ import annotations
@@ -142,10 +143,17 @@ def test_committed_notebook_carries_its_figures(path: Path) -> None:
     assert size < MAX_NOTEBOOK_BYTES, f"{path.name} is {size} bytes"
 
 
+#: Notebooks that spend most of their ~30 s on real processes and a server in real time
+#: (lab runs, PostgreSQL): they run once, in the slow tier (CI's ``--full``), as CI sets
+#: the backend, so that the fast tier stays fast.
+REAL_TIME_NOTEBOOKS = frozenset({"04_fencing", "05_simulator_vs_reality"})
+
+
 def notebook_params() -> list[object]:
     params: list[object] = []
     for path in PAIRED:
-        params.append(pytest.param(path, None, id=f"{path.stem}-inline"))
+        if path.stem not in REAL_TIME_NOTEBOOKS:
+            params.append(pytest.param(path, None, id=f"{path.stem}-inline"))
         params.append(pytest.param(path, "Agg", id=f"{path.stem}-Agg", marks=pytest.mark.slow))
     return params
 
