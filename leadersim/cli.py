@@ -892,6 +892,9 @@ def _explore(args: argparse.Namespace) -> int:
         print(answer.summary(path))
         if answer.found and args.out is not None:
             print(f"scenario: {args.out}")
+        elif answer.found:
+            # The replay line names a file this run did not write: say how to get it.
+            print(f"(not written: add --out {path} to save the scenario the replay runs)")
     sys.stdout.flush()
     if answer.found and args.plot is not None and answer.result is not None:
         figure = _new_figure((12, 1.2 + 0.55 * (len(answer.result.nodes) + 1)))

@@ -326,6 +326,14 @@ def test_cli_explore_exit_codes_and_files(
     assert f"replay: leadersim simulate {out} --seed " in printed
     assert out.is_file()
     assert plot.stat().st_size > 0
+    # Without --out nothing is written, and the answer says how to save what it replays.
+    unsaved = main(
+        ["explore", str(_base_file(tmp_path)), "--budget", budget, "--runs", "20",
+         "--workers", "1"]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert unsaved == EXIT_UNSAFE, printed
+    assert "(not written: add --out explored.yaml" in printed
     safe = main(
         ["explore", str(_base_file(tmp_path)), "--budget", "{pause: {max_duration: 3}}",
          "--runs", "10", "--workers", "1", "--json"]
