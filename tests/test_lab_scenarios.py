@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from leadersim.analysis.result import Result
+from leadersim.catalogue import scenario_metrics
 from leadersim.errors import ConfigError
 from leadersim.experiment import prepare_scenario
 from leadersim.lab import LAB_TRACE_NAME, Lab, run_scenario
-from leadersim.sim.scenarios import CATALOGUE, Expect, scenario_metrics
+from leadersim.sim.scenarios import CATALOGUE, Expect
 from leadersim.trace import EventKind, read_trace_dir
 
 

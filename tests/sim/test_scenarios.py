@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from leadersim import ConfigError, Scenario, TraceEvent, simulate
+from leadersim.catalogue import check, run_entry
 from leadersim.experiment import resolve_scenario
-from leadersim.sim.scenarios import CATALOGUE, CatalogueEntry, Expect, check, run_entry
+from leadersim.sim.scenarios import CATALOGUE, CatalogueEntry, Expect
 from leadersim.sim.world import World
 
 FULL = os.environ.get("LEADERSIM_FULL") == "1"
