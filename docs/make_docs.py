@@ -93,8 +93,8 @@ statements about the metrics of a run, over a set of seeds, written from the
 [timing theory](theory.md) before any run. The test suite runs every variant and checks
 every statement. A statement marked *regression bound* was set or corrected after a run:
 its reasoning says from what, and why the run differs from the first estimate. Each entry
-is one YAML file in `leadersim/sim/catalogue/` ([adding a scenario](scenarios.md#adding-a-scenario)
-shows the format and how to add your own). List the names with `leadersim scenarios`; run
+is one YAML file in `leadersim/sim/catalogue/` ([adding a scenario](#adding-a-scenario), at the
+end, shows the format and how to add your own). List the names with `leadersim scenarios`; run
 an entry by name:
 
 ```python
@@ -140,6 +140,100 @@ must be safe in every seed, unless the entry names a weak point of the reference
 
 A statement holds in **every** seed, in **some** seed, in **most** seeds (more than
 half), or for the **median** over the seeds.
+"""
+
+#: The page's last section: the entry file format, around one real entry file.
+_ADDING = """\
+## Adding a scenario
+
+Each entry is one YAML file, `leadersim/sim/catalogue/NAME.yaml`, named after the entry.
+Its keys:
+
+| key | default | meaning |
+| --- | --- | --- |
+| `id` | (required) | capital letters, then a number (`A6`); the catalogue is listed in id order |
+| `name` | (required) | the catalogue name: the file's name without `.yaml` |
+| `title` | (required) | one sentence: what happens |
+| `assumptions` | `""` | inside or outside the timing assumptions, and when |
+| `source` | `""` | where the case comes from: the post-mortem of an incident, an issue, the reference |
+| `seeds` | 0-19 | the seeds it is judged over |
+| `base` | (required) | the scenario, in the [scenario format](scenarios.md), without `name` (the entry names it; `description` defaults to the title) |
+| `variants` | `{base: {}}` | each variant's changes to the base, by variant name (`{}`: the base itself) |
+| `default` | `base` | the variant the bare name runs: the one that shows what the entry is about |
+| `expect` | `[]` | the expected verdict: a list of statements |
+
+**Variants.** In a variant, a key replaces the base's value there (a whole mapping or
+list, such as `faults` or `config`), and a dotted key (`config.lease_duration: 15`)
+replaces one value inside a mapping. `extends: OTHER` starts from the variant `OTHER`
+instead of the base: its changes apply first, then the variant's own. The tables above
+show every variant's changes from the base, with `extends` applied.
+
+**Statements.** Each item of `expect` has these fields:
+
+| field | default | meaning |
+| --- | --- | --- |
+| `metric` | (required) | a metric of the table at the top of this page |
+| `op` | (required) | `<`, `<=`, `==`, `>=`, `>`, or `between` (inclusive) |
+| `value` | (required) | the bound in the metric's unit; a pair `[low, high]` for `between`; `.inf` is infinity |
+| `over` | `every` | `every` seed, `some` seed, `most` seeds, or the `median` over the seeds |
+| `variant` | every variant | the variant the statement is about |
+| `why` | `""` | the reasoning, when the bound needed one |
+| `regression_bound` | `false` | `true` when the bound was set or corrected after seeing a run; `why` must then say from what, and why |
+
+Write the statements from the [timing theory](theory.md) before the first run. When a run
+disagrees, find out why: either the code is wrong, or the estimate missed something; then
+correct the bound, mark it `regression_bound: true`, and write the reason in `why`.
+
+A file is checked when it is read: an unknown key, a bad `op`, an unknown metric, an
+`extends` of a missing variant or a cycle of them, or a variant that is not a valid
+scenario stops with one line naming the file and the key. Here is `leader-crash` (A1)
+as it is in the package:
+
+```yaml
+{leader_crash}```
+
+**In the package:** add the file to `leadersim/sim/catalogue/` with a new id, run
+`python docs/make_docs.py` (this page lists it), and `python -m pytest
+tests/sim/test_scenarios.py --full` (every variant over all its seeds, judged by every
+statement).
+
+**In a directory of your own:** name the directory in `LEADERSIM_CATALOGUE` (several are
+separated by `:`, `;` on Windows), and `leadersim scenarios` lists its entries and
+`leadersim simulate NAME[VARIANT]` runs them; from Python,
+`leadersim.sim.scenarios.add_catalogue(directory)` adds them, and `load_catalogue`
+reads them without adding. `leadersim.catalogue` judges runs against an entry:
+
+```python
+import tempfile
+from pathlib import Path
+
+from leadersim import simulate
+from leadersim.catalogue import check, load_catalogue, scenario_metrics
+
+folder = Path(tempfile.mkdtemp())
+(folder / "slow-stop.yaml").write_text(\"\"\"\\
+id: U1
+name: slow-stop
+title: The leader loses storage and takes 3 s to stop its work.
+assumptions: inside (C = 3 s < S = L - I - D = 5 s)
+base:
+  config: {lease_duration: 15, renew_interval: 2, renew_deadline: 8}
+  callback: {stop_latency: 3}
+  faults:
+    - {at: 30, kind: cut, target: leader, duration: 30}
+  duration: 90
+variants:
+  base: {}
+  fencing: {fencing: true}
+seeds: [0, 1, 2]
+expect:
+  - {metric: overlap_s, op: ==, value: 0, why: the 3-s stop fits in the slack}
+\"\"\")
+entry = load_catalogue(folder)["slow-stop"]
+runs = {v: [simulate(entry.scenario(v), seed=s) for s in entry.seeds] for v in entry.variants}
+metrics = {v: [scenario_metrics(r.events, r.end_time) for r in rs] for v, rs in runs.items()}
+assert check(entry, metrics) == []  # one line per statement that does not hold
+```
 """
 
 _PARTS = {
@@ -265,6 +359,10 @@ def render_catalogue() -> str:
             part = entry.id[0]
             lines += ["", _PARTS.get(part, f"## Part {part}")]
         lines += ["", *_entry_section(entry)]
+    example = CATALOGUE["leader-crash"].path
+    assert example is not None
+    adding = _ADDING.replace("{leader_crash}", example.read_text(encoding="utf-8"))
+    lines += ["", adding.rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """The lab runs catalogue scenarios for real: members as OS processes, faults as actions.
 
 Each run is a catalogue entry's default variant, scaled so that it takes seconds, and is
-judged by the entry's own expected verdict (sim/scenarios.py), its time bounds scaled by
+judged by the entry's own expected verdict (leadersim/sim/catalogue/), its time bounds scaled by
 the same factor: the real world must tell the story the simulator tells. Every run also
 checks that no member process is left.
 """

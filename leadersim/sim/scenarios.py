@@ -1,7 +1,7 @@
 """The named scenario catalogue (Part A: textbook cases; Part B: incident replays), as data.
 
 Each entry is one YAML file in ``leadersim/sim/catalogue/`` (see "Adding a scenario" in
-docs/scenarios.md): its metadata, a base scenario in the scenario format, named
+docs/catalogue.md): its metadata, a base scenario in the scenario format, named
 **variants** that ``extends:`` the base or another variant with overrides (one of them
 the entry's default, which its bare name runs), the seeds to judge it over, and its
 **expected verdict**: a list of :class:`Expect` statements about the metrics of a run
@@ -37,6 +37,9 @@ __all__ = [
     "CATALOGUE",
     "CATALOGUE_DIR",
     "CATALOGUE_ENV",
+    "DEFAULT_SEEDS",
+    "ENTRY_KEYS",
+    "EXPECT_KEYS",
     "METRICS",
     "OPS",
     "QUANTIFIERS",
@@ -66,7 +69,6 @@ METRICS: dict[str, str] = {
     "no_leader_s": "seconds with no callback running, after the first election",
     "failovers": "take-overs by another node whose cause was found (count)",
     "failover_s": "the first failover's time, from its cause to the new callback's start",
-    "failover_max_s": "the longest failover's time",
     "flaps": "callback terms started after the first one (count)",
     "leader_changes": "consecutive terms on different nodes (count)",
     "reelections": "consecutive terms on the same node (count)",
@@ -74,6 +76,7 @@ METRICS: dict[str, str] = {
     "stale_rejected": "stale guarded writes that fencing refused (count)",
     "fenced": "1 if every guarded write went through fencing",
     "first_leader_at": "when the first callback started (s into the run)",
+    "failover_max_s": "the longest failover's time",
     "takeover_s": "from the first fault to the first callback start on another node",
     "first_start_after_fault_at": "when the first callback after the first fault started",
     "old_leader_back_s": "from the first fault until the node leading then leads again",
@@ -89,7 +92,8 @@ OPS = ("<", "<=", "==", ">=", ">", "between")
 #: or for the ``median`` of the values.
 QUANTIFIERS = ("every", "some", "most", "median")
 
-_ENTRY_KEYS = (
+#: The keys of an entry file.
+ENTRY_KEYS = (
     "id",
     "name",
     "title",
@@ -101,7 +105,8 @@ _ENTRY_KEYS = (
     "default",
     "expect",
 )
-_EXPECT_KEYS = ("metric", "op", "value", "over", "variant", "why", "regression_bound")
+#: The keys of one expected statement.
+EXPECT_KEYS = ("metric", "op", "value", "over", "variant", "why", "regression_bound")
 _ID = re.compile(r"[A-Z]+[0-9]+")
 #: A catalogue or variant name: no brackets (``NAME[VARIANT]``) and no spaces.
 _NAME = re.compile(r"[^\s\[\]]+")
@@ -358,9 +363,9 @@ def load_entry(path: str | Path) -> CatalogueEntry:
 
 
 def _entry(data: Mapping[str, Any], path: Path) -> CatalogueEntry:
-    unknown = [k for k in data if k not in _ENTRY_KEYS]
+    unknown = [k for k in data if k not in ENTRY_KEYS]
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown}; allowed: {list(_ENTRY_KEYS)}")
+        raise ConfigError(f"unknown key(s) {unknown}; allowed: {list(ENTRY_KEYS)}")
     missing = [k for k in ("id", "name", "title", "base") if k not in data]
     if missing:
         raise ConfigError(f"missing key(s) {missing}; an entry needs id, name, title and base")
@@ -464,10 +469,10 @@ def _variants(raw: Any) -> dict[str, dict[str, Any]]:
 
 def _expect(where: str, raw: Any) -> Expect:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where} must be a mapping with {list(_EXPECT_KEYS)}, got {raw!r}")
-    unknown = [k for k in raw if k not in _EXPECT_KEYS]
+        raise ConfigError(f"{where} must be a mapping with {list(EXPECT_KEYS)}, got {raw!r}")
+    unknown = [k for k in raw if k not in EXPECT_KEYS]
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {list(_EXPECT_KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {list(EXPECT_KEYS)}")
     missing = [k for k in ("metric", "op", "value") if k not in raw]
     if missing:
         raise ConfigError(f"{where}: missing key(s) {missing}")
