@@ -38,7 +38,7 @@ from IPython.display import Markdown, display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from leadersim import SafetyWarning, simulate
-from leadersim.sim.scenarios import CATALOGUE, check, scenario_metrics
+from leadersim.catalogue import CATALOGUE, check, scenario_metrics
 
 warnings.simplefilter("ignore", SafetyWarning)  # most incidents run the zero-slack defaults
 # Figures are shown as PNG, whichever matplotlib backend is active: Jupyter's inline

@@ -65,7 +65,7 @@ from leadersim import (
     simulate,
 )
 from leadersim.analysis import theory
-from leadersim.sim.scenarios import CATALOGUE, check, scenario_metrics
+from leadersim.catalogue import CATALOGUE, check, scenario_metrics
 from leadersim.storage.faulty import FaultyStorage
 
 warnings.simplefilter("ignore", SafetyWarning)  # the reference defaults, on purpose

@@ -180,6 +180,9 @@ def check_module(relpath: str, source: str) -> list[str]:
         if in_analysis and _within(imp.target, "leadersim.sim"):
             flag(imp, "analysis/ reads traces and never imports the simulator")
 
+        if in_sim and _within(imp.target, "leadersim.analysis"):
+            flag(imp, "sim/ never imports the analysis (judging runs is leadersim/catalogue.py's)")
+
     return violations
 
 
@@ -236,6 +239,15 @@ VIOLATING = [
     pytest.param("analysis/intervals.py", "from ..sim import world", id="analysis-rel-sim"),
     pytest.param("analysis/plots.py", "from ..sim.world import Result", id="analysis-rel-2"),
     pytest.param("analysis/plots.py", "def f():\n    from leadersim import sim", id="lazy"),
+    pytest.param("sim/scenarios.py", "from leadersim.analysis import intervals", id="sim-analysis"),
+    pytest.param("sim/world.py", "import leadersim.analysis.result", id="sim-analysis-2"),
+    pytest.param("sim/scenarios.py", "from ..analysis.intervals import x", id="sim-rel-analysis"),
+    pytest.param(
+        "sim/world.py", "def f():\n    from leadersim.analysis import frames", id="sim-lazy"
+    ),
+    pytest.param(
+        "sim/world.py", "if TYPE_CHECKING:\n    from leadersim.analysis import R", id="sim-tc"
+    ),
 ]
 
 ALLOWED = [
@@ -251,6 +263,7 @@ ALLOWED = [
     pytest.param("cli.py", "def plot():\n    import matplotlib.pyplot", id="cli-lazy"),
     pytest.param("lab.py", "if TYPE_CHECKING:\n    import pandas", id="lab-tc-pandas"),
     pytest.param("lab.py", "import sqlite3\nfrom leadersim.elector import E", id="lab"),
+    pytest.param("catalogue.py", "from leadersim.analysis import x\nfrom leadersim.sim import y"),
 ]
 
 

@@ -1,7 +1,7 @@
 """The lab runs catalogue scenarios for real: members as OS processes, faults as actions.
 
 Each run is a catalogue entry's default variant, scaled so that it takes seconds, and is
-judged by the entry's own expected verdict (sim/scenarios.py), its time bounds scaled by
+judged by the entry's own expected verdict (leadersim/sim/catalogue/), its time bounds scaled by
 the same factor: the real world must tell the story the simulator tells. Every run also
 checks that no member process is left.
 """
@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from leadersim.analysis.result import Result
+from leadersim.catalogue import scenario_metrics
 from leadersim.errors import ConfigError
 from leadersim.experiment import prepare_scenario
 from leadersim.lab import LAB_TRACE_NAME, Lab, run_scenario
-from leadersim.sim.scenarios import CATALOGUE, Expect, scenario_metrics
+from leadersim.sim.scenarios import CATALOGUE, Expect
 from leadersim.trace import EventKind, read_trace_dir
 
 
