@@ -137,8 +137,8 @@ class Result:
             self._acting,
             self._belief,
             faults=index.of(EventKind.FAULT_START, EventKind.FAULT_END),
-            # failovers() reads the fault starts and each node's renewals in time order:
-            # concatenating the two (each in order) gives what the whole trace gives
+            # leader_changes() reads the fault starts and each node's renewals in time
+            # order: concatenating the two (each in order) gives what the whole trace gives
             causes=[*index.of(EventKind.RENEW_OK), *index.of(EventKind.FAULT_START)],
             writes=index.of(EventKind.GUARDED_WRITE),
             end_time=self.end_time,
