@@ -647,7 +647,7 @@ _SIGNAL_FAULTS: dict[int, tuple[str, EventKind]] = {
 }
 
 
-class LabError(RuntimeError):
+class LabError(LeadersimError, RuntimeError):
     """Something the lab waited for did not happen; the message shows the members' state."""
 
 
