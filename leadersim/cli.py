@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
 from leadersim.errors import ConfigError, LeadersimError
 from leadersim.storage.base import TABLE_NAME_ELECTION
-from leadersim.trace import EventKind
+from leadersim.trace import TraceEvent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1078,31 +1078,26 @@ def _run_demo(db_path: Path, trace_dir: Path, nodes: int, *, url: str | None = N
             lab.start()
             started = ", ".join(f"{n} (pid {lab.pid(n)})" for n in node_ids)
             print(f"Started {started}.")
-            # A leader left in the file by an earlier, crashed run must first expire.
-            first = lab.wait_for_event(EventKind.CALLBACK_STARTED, timeout=2 * lease + 15)
-            leader = first.node
-            print(f"{leader} leads: elected {first.true_time - launched_at:.2f} s after launch.")
-            time.sleep(DEMO_HOLD_DURATION)
 
-            print(f"Killing {leader} with SIGKILL: no release, so its lease has to run out.")
-            killed_at = lab.kill(leader, signal.SIGKILL)
-            lab.wait(leader)
+            def report(first: TraceEvent) -> None:  # as it happens, before the kill
+                elected = first.true_time - launched_at
+                print(f"{first.node} leads: elected {elected:.2f} s after launch.")
+                print(
+                    f"Killing {first.node} with SIGKILL: no release, so its lease has to run out."
+                )
+
+            failover = lab.kill_leader_and_watch(
+                hold=DEMO_HOLD_DURATION,
+                # A leader left in the file by an earlier, crashed run must first expire.
+                startup_timeout=2 * lease + 15,
+                before_kill=report,
+            )
+            leader = failover.leader
             others = [n for n in node_ids if n != leader]
-            successor = lab.wait_for_event(
-                EventKind.CALLBACK_STARTED,
-                nodes=others,
-                after=first.true_time,
-                timeout=lease + DEMO_RENEW_DEADLINE + DEMO_RENEW_INTERVAL + 15,
-            )
-            last_renewal = max(
-                e.true_time
-                for e in lab.read_trace()
-                if e.node == leader and e.kind is EventKind.RENEW_OK
-            )
             print(
-                f"{successor.node} leads: failover took "
-                f"{successor.true_time - killed_at:.2f} s after the kill, "
-                f"{successor.true_time - last_renewal:.2f} s after {leader}'s last renewal "
+                f"{failover.successor.node} leads: failover took "
+                f"{failover.failover_s:.2f} s after the kill, "
+                f"{failover.since_last_renewal_s:.2f} s after {leader}'s last renewal "
                 f"(lease {lease:g} s)."
             )
         except LabError as exc:
