@@ -961,17 +961,21 @@ def _member_settings(args: argparse.Namespace) -> Any:
         return MemberSettings.from_json(text)
     if args.id is None:
         raise UsageError("give --id (or --settings)")
+    # The flags left out take MemberSettings' own defaults (their one home).
+    flags = {
+        "lease_duration": args.lease,
+        "renew_interval": args.interval,
+        "renew_deadline": args.deadline,
+        "trace": None if args.trace is None else str(args.trace),
+        "table": args.table,
+    }
     return MemberSettings(
         id=args.id,
         db=None if args.db is None else str(args.db),
         url=args.url,
-        lease_duration=DEFAULT_LEASE_DURATION if args.lease is None else args.lease,
-        renew_interval=DEFAULT_RENEW_INTERVAL if args.interval is None else args.interval,
-        renew_deadline=DEFAULT_RENEW_DEADLINE if args.deadline is None else args.deadline,
-        trace=None if args.trace is None else str(args.trace),
-        table=TABLE_NAME_ELECTION if args.table is None else args.table,
         seed=args.seed,
         trace_storage=False,
+        **{key: value for key, value in flags.items() if value is not None},
     )
 
 
