@@ -8,10 +8,15 @@ lease deadline into true time, which assumes its clock runs at true rate).
 Definitions (the verdict's terms are in :data:`GLOSSARY`, shown with every verdict):
 
 - **acting**: a node's leader callback runs, from ``callback_started`` until it has
-  actually stopped (``callback_stopped``, a crash, or the end of the run). A frozen
-  (paused) callback counts as running.
+  actually stopped (``callback_stopped``, or the end of the run). A frozen (paused)
+  callback counts as running. A crash ends acting through the trace itself: the world
+  that crashed the node (simulator or lab) knows the instant its process was gone and
+  writes a ``callback_stopped`` with reason ``crashed`` then, so this module reads no
+  crash rule of its own for acting.
 - **belief**: ``is_leader()`` would answer true: from a successful renewal as leader until
-  the lease it measured runs out, or a ``lost_leader``, crash or stop comes first.
+  the lease it measured runs out, or a ``lost_leader``, stop or crash comes first (a
+  process that is gone answers nothing; unlike acting, no event but the crash fault
+  says so, hence the one crash check of this module).
 - **split brain** (acting overlap) / **belief overlap**: true-time spans where two or
   more nodes act / believe at once.
 - **no leader**: spans with no node acting, counted from the first callback start.
