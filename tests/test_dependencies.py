@@ -9,6 +9,7 @@ parsed and its ``import`` statements (and ``importlib.import_module("...")`` /
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
 import json
 import subprocess
@@ -269,6 +270,36 @@ def test_the_import_reader_sees_the_real_imports_of_the_elector() -> None:
     source = (PACKAGE_DIR / "elector.py").read_text(encoding="utf-8")
     targets = {imp.target for imp in collect_imports(source, "elector.py")}
     assert {"asyncio", "leadersim.record", "leadersim.storage.base"} <= targets
+
+
+#: Exception classes of the package outside the LeadersimError tree, each with why: none
+#: of them reaches a user.
+OUTSIDE_THE_ERROR_TREE = {
+    ("errors.py", "LeadersimError"): "the root of the tree",
+    ("errors.py", "SafetyWarning"): "a warning, emitted, never raised",
+    ("cli.py", "UsageError"): "the CLI's own signal, turned into one line and exit 2 in main",
+    ("elector.py", "_RenewGaveUp"): "the elector's control flow, caught inside the elector",
+    ("testing.py", "_FnFailedError"): "the test helper's control flow, caught where raised",
+}
+
+
+def test_every_error_the_package_defines_is_in_the_leadersim_error_tree() -> None:
+    # read from the source: a class whose only bases are builtin exceptions is outside
+    # the tree (errors.py draws it), unless listed above with its reason
+    outside = set()
+    for relpath, text in package_sources():
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = [getattr(b, "id", getattr(b, "attr", "")) for b in node.bases]
+            builtin = [n for n in bases if isinstance(getattr(builtins, n, None), type)]
+            if (
+                bases
+                and len(builtin) == len(bases)
+                and all(issubclass(getattr(builtins, n), BaseException) for n in builtin)
+            ):
+                outside.add((relpath, node.name))
+    assert outside == set(OUTSIDE_THE_ERROR_TREE), outside ^ set(OUTSIDE_THE_ERROR_TREE)
 
 
 # ---------------------------------------------------------------- the checker itself
