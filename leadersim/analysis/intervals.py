@@ -37,6 +37,7 @@ import enum
 import itertools
 import math
 import statistics
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 
 from leadersim.faults import FAULT_KINDS
@@ -554,7 +555,8 @@ def compose_summary(
 ) -> Summary:
     """The verdict from a run's intervals and the events it rests on: the one rule.
 
-    :func:`summarize` and :class:`~leadersim.analysis.result.Result` both call it.
+    :func:`summarize` (which :attr:`~leadersim.analysis.result.Result.verdict` is) calls
+    it with the events each argument names, taken from the trace.
 
     Args:
         acting: The acting intervals (:func:`acting_intervals`).
@@ -601,17 +603,47 @@ def compose_summary(
     )
 
 
-def summarize(events: Sequence[TraceEvent], end_time: float | None = None) -> Summary:
-    """Compute the verdict of a trace (see :class:`Summary` and :data:`GLOSSARY`)."""
+@typing.runtime_checkable
+class KindIndex(typing.Protocol):
+    """A trace that hands out its events of given kinds in true-time order.
+
+    :class:`~leadersim.analysis.frames.TraceIndex` is one: :func:`summarize` then reads
+    only the kinds it needs instead of the whole trace.
+    """
+
+    def of(self, *kinds: EventKind) -> Sequence[TraceEvent]:
+        """The events of ``kinds``, in true-time order."""
+        ...
+
+
+def summarize(
+    events: Sequence[TraceEvent],
+    end_time: float | None = None,
+    *,
+    acting: Sequence[Interval] | None = None,
+    belief: Sequence[Interval] | None = None,
+) -> Summary:
+    """Compute the verdict of a trace (see :class:`Summary` and :data:`GLOSSARY`).
+
+    Args:
+        events: The trace, in true-time order (a :class:`KindIndex` is read by kind).
+        end_time: When the run ended (true time, s); defaults to the last event.
+        acting: The trace's :func:`acting_intervals`, if computed already.
+        belief: The trace's :func:`belief_intervals`, if computed already.
+    """
     end = _end_time(events, end_time)
-    faults = [e for e in events if e.kind in (EventKind.FAULT_START, EventKind.FAULT_END)]
-    causes = [e for e in events if e.kind in (EventKind.RENEW_OK, EventKind.FAULT_START)]
-    writes = [e for e in events if e.kind is EventKind.GUARDED_WRITE]
+    if isinstance(events, KindIndex):
+        of = events.of
+    else:
+
+        def of(*kinds: EventKind) -> Sequence[TraceEvent]:
+            return [e for e in events if e.kind in kinds]
+
     return compose_summary(
-        acting_intervals(events, end),
-        belief_intervals(events, end),
-        faults=faults,
-        causes=causes,
-        writes=writes,
+        acting_intervals(events, end) if acting is None else acting,
+        belief_intervals(events, end) if belief is None else belief,
+        faults=of(EventKind.FAULT_START, EventKind.FAULT_END),
+        causes=of(EventKind.RENEW_OK, EventKind.FAULT_START),
+        writes=of(EventKind.GUARDED_WRITE),
         end_time=end,
     )
