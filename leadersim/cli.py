@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
 from leadersim.errors import ConfigError, LeadersimError
 from leadersim.storage.base import TABLE_NAME_ELECTION
-from leadersim.trace import EventKind
+from leadersim.trace import TraceEvent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -964,17 +964,21 @@ def _member_settings(args: argparse.Namespace) -> Any:
         return MemberSettings.from_json(text)
     if args.id is None:
         raise UsageError("give --id (or --settings)")
+    # The flags left out take MemberSettings' own defaults (their one home).
+    flags = {
+        "lease_duration": args.lease,
+        "renew_interval": args.interval,
+        "renew_deadline": args.deadline,
+        "trace": None if args.trace is None else str(args.trace),
+        "table": args.table,
+    }
     return MemberSettings(
         id=args.id,
         db=None if args.db is None else str(args.db),
         url=args.url,
-        lease_duration=DEFAULT_LEASE_DURATION if args.lease is None else args.lease,
-        renew_interval=DEFAULT_RENEW_INTERVAL if args.interval is None else args.interval,
-        renew_deadline=DEFAULT_RENEW_DEADLINE if args.deadline is None else args.deadline,
-        trace=None if args.trace is None else str(args.trace),
-        table=TABLE_NAME_ELECTION if args.table is None else args.table,
         seed=args.seed,
         trace_storage=False,
+        **{key: value for key, value in flags.items() if value is not None},
     )
 
 
@@ -1081,31 +1085,26 @@ def _run_demo(db_path: Path, trace_dir: Path, nodes: int, *, url: str | None = N
             lab.start()
             started = ", ".join(f"{n} (pid {lab.pid(n)})" for n in node_ids)
             print(f"Started {started}.")
-            # A leader left in the file by an earlier, crashed run must first expire.
-            first = lab.wait_for_event(EventKind.CALLBACK_STARTED, timeout=2 * lease + 15)
-            leader = first.node
-            print(f"{leader} leads: elected {first.true_time - launched_at:.2f} s after launch.")
-            time.sleep(DEMO_HOLD_DURATION)
 
-            print(f"Killing {leader} with SIGKILL: no release, so its lease has to run out.")
-            killed_at = lab.kill(leader, signal.SIGKILL)
-            lab.wait(leader)
+            def report(first: TraceEvent) -> None:  # as it happens, before the kill
+                elected = first.true_time - launched_at
+                print(f"{first.node} leads: elected {elected:.2f} s after launch.")
+                print(
+                    f"Killing {first.node} with SIGKILL: no release, so its lease has to run out."
+                )
+
+            failover = lab.kill_leader_and_watch(
+                hold=DEMO_HOLD_DURATION,
+                # A leader left in the file by an earlier, crashed run must first expire.
+                startup_timeout=2 * lease + 15,
+                before_kill=report,
+            )
+            leader = failover.leader
             others = [n for n in node_ids if n != leader]
-            successor = lab.wait_for_event(
-                EventKind.CALLBACK_STARTED,
-                nodes=others,
-                after=first.true_time,
-                timeout=lease + DEMO_RENEW_DEADLINE + DEMO_RENEW_INTERVAL + 15,
-            )
-            last_renewal = max(
-                e.true_time
-                for e in lab.read_trace()
-                if e.node == leader and e.kind is EventKind.RENEW_OK
-            )
             print(
-                f"{successor.node} leads: failover took "
-                f"{successor.true_time - killed_at:.2f} s after the kill, "
-                f"{successor.true_time - last_renewal:.2f} s after {leader}'s last renewal "
+                f"{failover.successor.node} leads: failover took "
+                f"{failover.failover_s:.2f} s after the kill, "
+                f"{failover.since_last_renewal_s:.2f} s after {leader}'s last renewal "
                 f"(lease {lease:g} s)."
             )
         except LabError as exc:

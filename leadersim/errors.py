@@ -13,7 +13,11 @@ ever catches leadersim errors::
     ├── RecordConflictError                          compare-and-swap lost: version moved on
     ├── NotLeaderError                               a leader-guarded transaction was refused
     ├── RenewFailedError                             renewals failed for a whole deadline
-    └── ResignTimeoutError     (also a TimeoutError) the elector did not take a resign request
+    ├── ResignTimeoutError     (also a TimeoutError) the elector did not take a resign request
+    ├── SimulationDeadlock     (also a RuntimeError) nothing can happen again in a simulation
+    │                                                (defined in leadersim.sim.loop)
+    └── LabError               (also a RuntimeError) what a lab waited for did not happen
+                                                     (defined in leadersim.lab)
 
 :class:`SafetyWarning` (a ``UserWarning``) is emitted, not raised, for configs that are
 valid but leave no safety slack.

@@ -89,6 +89,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CALLBACK_KEYS",
     "DEFAULT_STOP_TIMEOUT",
+    "Failover",
     "LAB_TRACE_NAME",
     "Lab",
     "LabError",
@@ -647,8 +648,40 @@ _SIGNAL_FAULTS: dict[int, tuple[str, EventKind]] = {
 }
 
 
-class LabError(RuntimeError):
+class LabError(LeadersimError, RuntimeError):
     """Something the lab waited for did not happen; the message shows the members' state."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Failover:
+    """What :meth:`Lab.kill_leader_and_watch` saw: a leader killed, and who took over.
+
+    Every time is host monotonic seconds (the members' trace clock).
+
+    Attributes:
+        leader: The member that led and was killed.
+        elected: Its ``callback_started`` event (``true_time``: when it began to lead).
+        killed_at: When the ``SIGKILL`` was sent.
+        last_renewal: Its last successful renewal (it renewed at least once: the
+            routine waits for that before the kill).
+        successor: The ``callback_started`` event of the member that led next.
+    """
+
+    leader: str
+    elected: TraceEvent
+    killed_at: float
+    last_renewal: float
+    successor: TraceEvent
+
+    @property
+    def failover_s(self) -> float:
+        """Seconds from the kill to the successor's callback start."""
+        return self.successor.true_time - self.killed_at
+
+    @property
+    def since_last_renewal_s(self) -> float:
+        """Seconds from the killed leader's last renewal to the successor's start."""
+        return self.successor.true_time - self.last_renewal
 
 
 class Lab:
@@ -1120,6 +1153,66 @@ class Lab:
                     f"{self.describe()}"
                 )
             time.sleep(_POLL_INTERVAL)
+
+    def kill_leader_and_watch(
+        self,
+        *,
+        hold: float = 0.0,
+        startup_timeout: float = 30.0,
+        timeout: float | None = None,
+        before_kill: Callable[[TraceEvent], None] | None = None,
+    ) -> Failover:
+        """Wait for a leader, ``SIGKILL`` it (no release), and wait for the next one.
+
+        The members must be started. The leader is killed once it has renewed at least
+        ``hold`` seconds after it began to lead, so that the others have seen it renew
+        and the successor has to wait out a moving lease.
+
+        Args:
+            hold: Seconds the first leader leads (up to its next renewal) before the kill.
+            startup_timeout: Seconds to wait for the first leader (a leader left in the
+                table by an earlier, crashed run must first expire), and for its renewal
+                after ``hold``.
+            timeout: Seconds to wait for the successor after the kill; default: one lease,
+                deadline and interval, plus 15 s of slack for a loaded host.
+            before_kill: Called with the leader's ``callback_started`` just before the
+                kill (to report it as it happens).
+
+        Raises:
+            LabError: no leader, renewal or successor within its timeout, or the killed
+                member did not end.
+        """
+        first = self.wait_for_event(EventKind.CALLBACK_STARTED, timeout=startup_timeout)
+        leader = first.node
+        self.wait_for_event(
+            EventKind.RENEW_OK,
+            nodes=[leader],
+            after=first.true_time + hold,
+            timeout=hold + startup_timeout,
+        )
+        if before_kill is not None:
+            before_kill(first)
+        killed_at = self.kill(leader, signal.SIGKILL)  # returns once the process is gone
+        if timeout is None:
+            timeout = self.lease_duration + self.renew_deadline + self.renew_interval + 15.0
+        successor = self.wait_for_event(
+            EventKind.CALLBACK_STARTED,
+            nodes=[n for n in self.node_ids if n != leader],
+            after=first.true_time,
+            timeout=timeout,
+        )
+        last_renewal = max(
+            e.true_time
+            for e in self.read_trace()
+            if e.node == leader and e.kind is EventKind.RENEW_OK
+        )
+        return Failover(
+            leader=leader,
+            elected=first,
+            killed_at=killed_at,
+            last_renewal=last_renewal,
+            successor=successor,
+        )
 
     # ------------------------------------------------------------------ scenarios
 

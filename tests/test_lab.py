@@ -58,27 +58,17 @@ def test_killed_leader_is_replaced_only_after_its_lease_could_have_expired(
     lease, interval = 1.0, 0.1
     lab = make_lab(lease_duration=lease, renew_interval=interval, renew_deadline=0.5)
     lab.start()
-    first = lab.wait_for_event(EventKind.CALLBACK_STARTED, timeout=STARTUP_TIMEOUT)
-    leader = first.node
-    others = [n for n in NODES if n != leader]
     # Let the leader renew a few times, so the successor must track a moving renewal.
-    lab.wait_for_event(
-        EventKind.RENEW_OK, nodes=[leader], after=first.true_time + 3 * interval, timeout=MARGIN
+    failover = lab.kill_leader_and_watch(
+        hold=3 * interval, startup_timeout=STARTUP_TIMEOUT, timeout=lease + 2 * interval + MARGIN
     )
-
-    killed_at = lab.kill(leader, signal.SIGKILL)
+    leader, successor = failover.leader, failover.successor
+    killed_at, last_renewal = failover.killed_at, failover.last_renewal
+    others = [n for n in NODES if n != leader]
     assert lab.wait(leader) == -signal.SIGKILL
-    successor = lab.wait_for_event(
-        EventKind.CALLBACK_STARTED,
-        nodes=others,
-        after=first.true_time,
-        timeout=lease + 2 * interval + MARGIN,
-    )
+    assert successor.node != leader
 
     trace = lab.read_trace()
-    last_renewal = max(
-        e.true_time for e in trace if e.node == leader and e.kind is EventKind.RENEW_OK
-    )
     assert last_renewal < killed_at
     assert successor.true_time >= last_renewal + lease - STAMP_TOLERANCE, (
         f"{successor.node} started leading {successor.true_time - last_renewal:.3f} s after "

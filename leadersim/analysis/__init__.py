@@ -7,7 +7,9 @@ pandas and matplotlib are imported lazily by the views that need them.
 from leadersim.analysis.calibration import fit_latency
 from leadersim.analysis.intervals import (
     GLOSSARY,
+    FaultSpan,
     Interval,
+    LeaderChange,
     Summary,
     VerdictLevel,
     Window,
@@ -15,14 +17,19 @@ from leadersim.analysis.intervals import (
     belief_intervals,
     compose_summary,
     failovers,
+    fault_spans,
+    faults_during,
+    leader_changes,
     no_leader_gaps,
     overlap_windows,
     summarize,
 )
 
 __all__ = [
+    "FaultSpan",
     "GLOSSARY",
     "Interval",
+    "LeaderChange",
     "Summary",
     "VerdictLevel",
     "Window",
@@ -30,7 +37,10 @@ __all__ = [
     "belief_intervals",
     "compose_summary",
     "failovers",
+    "fault_spans",
+    "faults_during",
     "fit_latency",
+    "leader_changes",
     "no_leader_gaps",
     "overlap_windows",
     "summarize",

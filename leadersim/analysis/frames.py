@@ -30,7 +30,6 @@ The frames (and the :class:`~leadersim.analysis.result.Result` method that shows
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 import math
@@ -42,6 +41,9 @@ from leadersim.analysis.intervals import (
     Interval,
     acting_intervals,
     belief_intervals,
+    fault_spans,
+    faults_during,
+    leader_changes,
     no_leader_gaps,
     overlap_windows,
 )
@@ -275,35 +277,23 @@ _FAULT_COLUMNS = ["fault", "node", "kind", "start", "end", "duration", "instant"
 def fault_records(events: Sequence[TraceEvent], end_time: float) -> list[dict[str, object]]:
     """The rows of :func:`faults_frame` as dicts (no pandas), for plots and labels."""
     rows: list[dict[str, object]] = []
-    open_at: dict[tuple[str, object], dict[str, object]] = {}
-    for event in as_index(events).of(EventKind.FAULT_START, EventKind.FAULT_END):
-        if event.kind is EventKind.FAULT_START:
-            details = event.details
-            kind = str(details.get("kind") or "")
-            params = {k: v for k, v in details.items() if k not in ("fault", "kind", "target")}
-            row: dict[str, object] = {
-                "fault": details.get("fault"),
-                "node": event.node,
-                "kind": kind,
-                "start": event.true_time,
-                "end": event.true_time,
-                "duration": 0.0,
-                "instant": "duration" not in details,
-                "label": _fault_label(kind, params),
+    for span in fault_spans(as_index(events).of(EventKind.FAULT_START, EventKind.FAULT_END)):
+        params = {k: v for k, v in span.details.items() if k not in ("fault", "kind", "target")}
+        # still active when the run ended: it lasts to the end
+        end = max(end_time, span.start) if math.isinf(span.end) else span.end
+        rows.append(
+            {
+                "fault": span.fault,
+                "node": span.node,
+                "kind": span.kind,
+                "start": span.start,
+                "end": end,
+                "duration": end - span.start,
+                "instant": span.instant,
+                "label": _fault_label(span.kind, params),
                 "params": params,
             }
-            rows.append(row)
-            if not row["instant"]:
-                row["end"] = math.nan
-                open_at[(event.node, details.get("fault"))] = row
-        elif event.kind is EventKind.FAULT_END:
-            started = open_at.pop((event.node, event.details.get("fault")), None)
-            if started is not None:
-                started["end"] = event.true_time
-    for row in open_at.values():  # still active when the run ended
-        row["end"] = max(end_time, float(row["start"]))  # type: ignore[arg-type]
-    for row in rows:
-        row["duration"] = float(row["end"]) - float(row["start"])  # type: ignore[arg-type]
+        )
     return rows
 
 
@@ -329,17 +319,6 @@ def faults_frame(events: Sequence[TraceEvent], end_time: float | None = None) ->
     index = as_index(events)
     rows = fault_records(index, _end_time(index, end_time))
     return pd.DataFrame(rows, columns=_FAULT_COLUMNS)
-
-
-def _active_labels(
-    fault_rows: Sequence[dict[str, object]], start: float, end: float
-) -> tuple[str, ...]:
-    labels = [
-        f"{row['kind']}@{row['node']}"
-        for row in fault_rows
-        if float(row["start"]) <= end and float(row["end"]) >= start  # type: ignore[arg-type]
-    ]
-    return tuple(dict.fromkeys(labels))
 
 
 # ---------------------------------------------------------------------- storage
@@ -525,10 +504,10 @@ def windows_frame(
     end = _end_time(index, end_time)
     acting = acting_intervals(index.core, end) if acting is None else acting
     belief = belief_intervals(index.core, end) if belief is None else belief
-    fault_rows = fault_records(index, end)
+    faults = index.of(EventKind.FAULT_START, EventKind.FAULT_END)
     rows = []
     for kind, intervals in (("acting", acting), ("belief", belief)):
-        for w in overlap_windows(intervals):
+        for w in overlap_windows(intervals, faults):
             rows.append(
                 (
                     kind,
@@ -537,7 +516,7 @@ def windows_frame(
                     w.duration,
                     ",".join(w.nodes),
                     len(w.nodes),
-                    ",".join(_active_labels(fault_rows, w.start, w.end)),
+                    ",".join(w.faults),
                 )
             )
     columns = ["kind", "start", "end", "duration", "nodes", "n_nodes", "faults"]
@@ -561,7 +540,7 @@ def gaps_frame(
     index = as_index(events)
     end = _end_time(index, end_time)
     acting = acting_intervals(index.core, end) if acting is None else acting
-    fault_rows = fault_records(index, end)
+    spans = fault_spans(index.of(EventKind.FAULT_START, EventKind.FAULT_END))
     ends = {i.end: i.node for i in sorted(acting, key=lambda i: i.end)}
     starts: dict[float, str] = {}
     for interval in sorted(acting, key=lambda i: i.start, reverse=True):
@@ -573,7 +552,7 @@ def gaps_frame(
             stop - start,
             ends.get(start),
             starts.get(stop),
-            ",".join(_active_labels(fault_rows, start, stop)),
+            ",".join(faults_during(spans, start, stop)),
         )
         for start, stop in no_leader_gaps(acting, end)
     ]
@@ -642,11 +621,12 @@ def failovers_frame(
 ) -> pd.DataFrame:
     """Each change of acting leader, with what caused it and how long it took.
 
-    The rule is :func:`~leadersim.analysis.intervals.failovers`'s: the cause is the latest
-    fault on the old leader that started during its term (or within one lease before it
-    ended) and before the new term began; failing that, the old leader's last successful
-    renewal. ``failover_s`` is from the cause to the new start (NaN when neither exists:
-    such changes are not counted as failovers in the summary).
+    A table of :func:`~leadersim.analysis.intervals.leader_changes` (the rule is there, and
+    the verdict's failovers are the same changes): the cause is the latest fault on the
+    old leader (not a member's start or restart) that started during its term (or within
+    one lease before it ended) and no later than its end; failing that, the old leader's
+    last successful renewal. ``failover_s`` is from the cause to the new start (NaN when
+    neither exists: such changes are not counted as failovers in the summary).
 
     Columns: ``old``, ``new``, ``old_start``, ``old_end``, ``new_start``, ``gap_s``
     (``new_start - old_end``; negative: overlap), ``cause`` (the fault kind, or
@@ -657,46 +637,21 @@ def failovers_frame(
     index = as_index(events)
     end = _end_time(index, end_time)
     acting = acting_intervals(index.core, end) if acting is None else acting
-    faults = index.of(EventKind.FAULT_START)
-    renewals: dict[str, list[float]] = {}
-    leases: dict[str, float] = {}
-    for event in index.of(EventKind.RENEW_OK):
-        renewals.setdefault(event.node, []).append(event.true_time)
-        lease_until = event.details.get("lease_until")
-        if isinstance(lease_until, int | float):
-            leases[event.node] = float(lease_until) - event.local_time
-    rows = []
-    terms = sorted(acting, key=lambda i: i.start)
-    for previous, current in itertools.pairwise(terms):
-        if current.node == previous.node:
-            continue
-        since = min(previous.start, previous.end - leases.get(previous.node, 0.0))
-        causes = [
-            f for f in faults if f.node == previous.node and since <= f.true_time <= current.start
-        ]
-        cause: str | None = None
-        cause_at = math.nan
-        if causes:
-            latest = max(causes, key=lambda f: f.true_time)
-            cause, cause_at = str(latest.details.get("kind") or "fault"), latest.true_time
-        else:
-            times = renewals.get(previous.node, [])
-            before = bisect.bisect_right(times, previous.end)
-            if before:
-                cause, cause_at = "renewal", times[before - 1]
-        rows.append(
-            (
-                previous.node,
-                current.node,
-                previous.start,
-                previous.end,
-                current.start,
-                current.start - previous.end,
-                cause,
-                cause_at,
-                current.start - cause_at,
-            )
+    causes = [*index.of(EventKind.RENEW_OK), *index.of(EventKind.FAULT_START)]
+    rows = [
+        (
+            change.old.node,
+            change.new.node,
+            change.old.start,
+            change.old.end,
+            change.new.start,
+            change.new.start - change.old.end,
+            change.cause,
+            math.nan if change.cause_at is None else change.cause_at,
+            math.nan if change.failover_s is None else change.failover_s,
         )
+        for change in leader_changes(causes, acting)
+    ]
     columns = [
         "old",
         "new",

@@ -8,10 +8,15 @@ lease deadline into true time, which assumes its clock runs at true rate).
 Definitions (the verdict's terms are in :data:`GLOSSARY`, shown with every verdict):
 
 - **acting**: a node's leader callback runs, from ``callback_started`` until it has
-  actually stopped (``callback_stopped``, a crash, or the end of the run). A frozen
-  (paused) callback counts as running.
+  actually stopped (``callback_stopped``, or the end of the run). A frozen (paused)
+  callback counts as running. A crash ends acting through the trace itself: the world
+  that crashed the node (simulator or lab) knows the instant its process was gone and
+  writes a ``callback_stopped`` with reason ``crashed`` then, so this module reads no
+  crash rule of its own for acting.
 - **belief**: ``is_leader()`` would answer true: from a successful renewal as leader until
-  the lease it measured runs out, or a ``lost_leader``, crash or stop comes first.
+  the lease it measured runs out, or a ``lost_leader``, stop or crash comes first (a
+  process that is gone answers nothing; unlike acting, no event but the crash fault
+  says so, hence the one crash check of this module).
 - **split brain** (acting overlap) / **belief overlap**: true-time spans where two or
   more nodes act / believe at once.
 - **no leader**: spans with no node acting, counted from the first callback start.
@@ -30,15 +35,19 @@ import bisect
 import dataclasses
 import enum
 import itertools
+import math
 import statistics
-from collections.abc import Iterable, Sequence
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 
 from leadersim.faults import FAULT_KINDS
 from leadersim.trace import EventKind, TraceEvent
 
 __all__ = [
     "GLOSSARY",
+    "FaultSpan",
     "Interval",
+    "LeaderChange",
     "Summary",
     "VerdictLevel",
     "Window",
@@ -46,6 +55,9 @@ __all__ = [
     "belief_intervals",
     "compose_summary",
     "failovers",
+    "fault_spans",
+    "faults_during",
+    "leader_changes",
     "no_leader_gaps",
     "overlap_windows",
     "summarize",
@@ -175,6 +187,7 @@ def overlap_windows(
 
     Intervals that only touch (one ends where the next starts) do not overlap.
     """
+    spans = fault_spans(faults)
     points: list[tuple[float, int, str]] = []
     for interval in intervals:
         if interval.end > interval.start:
@@ -201,35 +214,87 @@ def overlap_windows(
                         window_start,
                         time,
                         tuple(sorted(window_nodes)),
-                        _faults_during(faults, window_start, time),
+                        faults_during(spans, window_start, time),
                     )
                 )
             window_start = None
     return windows
 
 
-def _fault_spans(faults: Sequence[TraceEvent]) -> list[tuple[float, float, str]]:
-    spans: list[tuple[float, float, str]] = []
-    open_at: dict[tuple[str, object], tuple[float, str]] = {}
+@dataclasses.dataclass(frozen=True, slots=True)
+class FaultSpan:
+    """One fault on one node, from its ``fault_start`` to its ``fault_end`` (true time, s).
+
+    Attributes:
+        fault: The fault's index in the schedule (its ``fault`` detail).
+        node: The node it hit.
+        kind: The fault kind (``crash``, ``pause``, ``partition`` ...).
+        start: When it started.
+        end: When it ended: ``start`` for an instantaneous fault (one without a
+            ``duration``: crash, restart, clock step ...), ``math.inf`` for one that had
+            not ended when the trace did.
+        instant: The fault has no duration.
+        details: The ``fault_start`` event's details (its parameters).
+    """
+
+    fault: object
+    node: str
+    kind: str
+    start: float
+    end: float
+    instant: bool
+    details: Mapping[str, object]
+
+    @property
+    def label(self) -> str:
+        """``kind@node``, as windows and gaps list the faults active then."""
+        return f"{self.kind}@{self.node}"
+
+
+def fault_spans(faults: Iterable[TraceEvent]) -> list[FaultSpan]:
+    """Pair each ``fault_start`` with its ``fault_end`` (same node and fault), in start order.
+
+    A fault is instantaneous when its start has no ``duration`` detail; an open-ended one
+    (``duration`` None) lasts until its ``fault_end``, else to the end of the trace.
+    Events of other kinds are ignored.
+    """
+    starts: list[TraceEvent] = []
+    ends: list[float] = []
+    open_at: dict[tuple[str, object], int] = {}  # (node, fault) -> index in starts
     for event in faults:
-        key = (event.node, event.details.get("fault"))
-        label = f"{event.details.get('kind')}@{event.node}"
         if event.kind is EventKind.FAULT_START:
-            open_at[key] = (event.true_time, label)
-            if event.details.get("duration") is None:
-                spans.append((event.true_time, event.true_time, label))
-        elif event.kind is EventKind.FAULT_END and key in open_at:
-            start, label = open_at.pop(key)
-            spans.append((start, event.true_time, label))
-    for (_, _), (start, label) in open_at.items():
-        if not any(s == start and lab == label for s, _, lab in spans):
-            spans.append((start, float("inf"), label))
+            instant = "duration" not in event.details
+            if not instant:
+                open_at[(event.node, event.details.get("fault"))] = len(starts)
+            starts.append(event)
+            ends.append(event.true_time if instant else math.inf)
+        elif event.kind is EventKind.FAULT_END:
+            at = open_at.pop((event.node, event.details.get("fault")), None)
+            if at is not None:
+                ends[at] = event.true_time
+    spans: list[FaultSpan] = []
+    for start_event, end in zip(starts, ends, strict=True):
+        details = start_event.details
+        spans.append(
+            FaultSpan(
+                fault=details.get("fault"),
+                node=start_event.node,
+                kind=str(details.get("kind") or ""),
+                start=start_event.true_time,
+                end=end,
+                instant="duration" not in details,
+                details=details,
+            )
+        )
     return spans
 
 
-def _faults_during(faults: Sequence[TraceEvent], start: float, end: float) -> tuple[str, ...]:
-    """Faults active during [start, end], or the latest instantaneous one before it."""
-    labels = [label for s, e, label in _fault_spans(faults) if s <= end and e >= start]
+def faults_during(spans: Iterable[FaultSpan], start: float, end: float) -> tuple[str, ...]:
+    """Labels (``kind@node``) of the faults active at some instant of [start, end].
+
+    Instantaneous faults count at their instant; each label once, in start order.
+    """
+    labels = [span.label for span in spans if span.start <= end and span.end >= start]
     return tuple(dict.fromkeys(labels))
 
 
@@ -248,15 +313,43 @@ def no_leader_gaps(acting: Sequence[Interval], end_time: float) -> list[tuple[fl
     return gaps
 
 
-def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[float]:
-    """Seconds from what took the acting leader down to the next start on another node.
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaderChange:
+    """A term that started on another node than the term before it, and its cause.
+
+    Attributes:
+        old: The term before (the leader that went down).
+        new: The term that followed, on another node.
+        cause: What took the old leader down: a fault kind (``crash``, ``pause`` ...),
+            ``renewal`` (its last successful renewal), or ``None`` when neither is known.
+        cause_at: When the cause happened (true time, s), or ``None``.
+    """
+
+    old: Interval
+    new: Interval
+    cause: str | None
+    cause_at: float | None
+
+    @property
+    def failover_s(self) -> float | None:
+        """Seconds from the cause to the new term's start, or ``None`` without a cause."""
+        return None if self.cause_at is None else self.new.start - self.cause_at
+
+
+def leader_changes(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[LeaderChange]:
+    """Each change of acting leader to another node, with what caused it (the one rule).
 
     The cause is the latest fault on the old leader that started during its term (or
     within one lease before its term ended) and no later than its end; failing that, its
     last successful renewal. A member's (re)start is never a cause: it does not take a
     leader down, and a restart of the killed leader must not shorten the failover it is in.
+
+    Args:
+        events: At least the ``renew_ok`` and ``fault_start`` events, each kind in
+            true-time order (other kinds are ignored).
+        acting: The acting intervals (:func:`acting_intervals`).
     """
-    faults: dict[str, list[float]] = {}
+    faults: dict[str, tuple[list[float], list[str]]] = {}
     renewals: dict[str, list[float]] = {}
     leases: dict[str, float] = {}
     for event in events:
@@ -266,9 +359,13 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
             lease_until = event.details.get("lease_until")
             if isinstance(lease_until, int | float):
                 leases[event.node] = float(lease_until) - event.local_time
-        elif kind is EventKind.FAULT_START and not _is_membership(event.details.get("kind")):
-            faults.setdefault(event.node, []).append(event.true_time)
-    latencies: list[float] = []
+        elif kind is EventKind.FAULT_START:
+            fault_kind = event.details.get("kind")
+            if not _is_membership(fault_kind):
+                times, kinds = faults.setdefault(event.node, ([], []))
+                times.append(event.true_time)
+                kinds.append(str(fault_kind or "fault"))
+    changes: list[LeaderChange] = []
     terms = sorted(acting, key=lambda i: i.start)
     for previous, current in itertools.pairwise(terms):
         if current.node == previous.node:
@@ -276,16 +373,31 @@ def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[
         window = leases.get(previous.node, 0.0)
         since = min(previous.start, previous.end - window)
         # Times are in trace order, so the latest cause is found by bisection.
-        node_faults = faults.get(previous.node, [])
+        node_faults, fault_kinds = faults.get(previous.node, ([], []))
         last = bisect.bisect_right(node_faults, min(previous.end, current.start)) - 1
         if last >= 0 and node_faults[last] >= since:
-            latencies.append(current.start - node_faults[last])
+            changes.append(LeaderChange(previous, current, fault_kinds[last], node_faults[last]))
             continue
         node_renewals = renewals.get(previous.node, [])
         last = bisect.bisect_right(node_renewals, previous.end) - 1
         if last >= 0:
-            latencies.append(current.start - node_renewals[last])
-    return latencies
+            changes.append(LeaderChange(previous, current, "renewal", node_renewals[last]))
+        else:
+            changes.append(LeaderChange(previous, current, None, None))
+    return changes
+
+
+def failovers(events: Sequence[TraceEvent], acting: Sequence[Interval]) -> list[float]:
+    """Seconds from what took the acting leader down to the next start on another node.
+
+    The :attr:`LeaderChange.failover_s` of each :func:`leader_changes` whose cause was
+    found (the rule is there).
+    """
+    return [
+        change.new.start - change.cause_at
+        for change in leader_changes(events, acting)
+        if change.cause_at is not None
+    ]
 
 
 def _is_membership(kind: object) -> bool:
@@ -443,7 +555,8 @@ def compose_summary(
 ) -> Summary:
     """The verdict from a run's intervals and the events it rests on: the one rule.
 
-    :func:`summarize` and :class:`~leadersim.analysis.result.Result` both call it.
+    :func:`summarize` (which :attr:`~leadersim.analysis.result.Result.verdict` is) calls
+    it with the events each argument names, taken from the trace.
 
     Args:
         acting: The acting intervals (:func:`acting_intervals`).
@@ -490,17 +603,47 @@ def compose_summary(
     )
 
 
-def summarize(events: Sequence[TraceEvent], end_time: float | None = None) -> Summary:
-    """Compute the verdict of a trace (see :class:`Summary` and :data:`GLOSSARY`)."""
+@typing.runtime_checkable
+class KindIndex(typing.Protocol):
+    """A trace that hands out its events of given kinds in true-time order.
+
+    :class:`~leadersim.analysis.frames.TraceIndex` is one: :func:`summarize` then reads
+    only the kinds it needs instead of the whole trace.
+    """
+
+    def of(self, *kinds: EventKind) -> Sequence[TraceEvent]:
+        """The events of ``kinds``, in true-time order."""
+        ...
+
+
+def summarize(
+    events: Sequence[TraceEvent],
+    end_time: float | None = None,
+    *,
+    acting: Sequence[Interval] | None = None,
+    belief: Sequence[Interval] | None = None,
+) -> Summary:
+    """Compute the verdict of a trace (see :class:`Summary` and :data:`GLOSSARY`).
+
+    Args:
+        events: The trace, in true-time order (a :class:`KindIndex` is read by kind).
+        end_time: When the run ended (true time, s); defaults to the last event.
+        acting: The trace's :func:`acting_intervals`, if computed already.
+        belief: The trace's :func:`belief_intervals`, if computed already.
+    """
     end = _end_time(events, end_time)
-    faults = [e for e in events if e.kind in (EventKind.FAULT_START, EventKind.FAULT_END)]
-    causes = [e for e in events if e.kind in (EventKind.RENEW_OK, EventKind.FAULT_START)]
-    writes = [e for e in events if e.kind is EventKind.GUARDED_WRITE]
+    if isinstance(events, KindIndex):
+        of = events.of
+    else:
+
+        def of(*kinds: EventKind) -> Sequence[TraceEvent]:
+            return [e for e in events if e.kind in kinds]
+
     return compose_summary(
-        acting_intervals(events, end),
-        belief_intervals(events, end),
-        faults=faults,
-        causes=causes,
-        writes=writes,
+        acting_intervals(events, end) if acting is None else acting,
+        belief_intervals(events, end) if belief is None else belief,
+        faults=of(EventKind.FAULT_START, EventKind.FAULT_END),
+        causes=of(EventKind.RENEW_OK, EventKind.FAULT_START),
+        writes=of(EventKind.GUARDED_WRITE),
         end_time=end,
     )

@@ -25,13 +25,14 @@ for the storage:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from leadersim.analysis import frames
-from leadersim.analysis.intervals import overlap_windows
+from leadersim.analysis.intervals import Interval, overlap_windows
 from leadersim.faults import FAULT_KINDS
 from leadersim.trace import EventKind
 
@@ -165,37 +166,79 @@ def plot_timeline(
         The Axes. Lane ``i`` (from the top) is at ``y = i``; the y tick labels are the
         node ids followed by ``"storage"``.
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     if ax is None:
         ax = _new_axes((12, 1.2 + 0.55 * (len(result.nodes) + 1)))
-    events = result.index
     nodes = sorted(result.nodes, key=_natural)
-    lane = {node: i for i, node in enumerate(nodes)}
-    storage_y = len(nodes)
-    colours = node_colours(nodes)
     first, last = _time_range(result)
-    x0 = first if start is None else start
-    x1 = last if end is None else end
-    top, bottom = -0.5, storage_y + 0.5
+    lanes = _Lanes(
+        ax,
+        {node: i for i, node in enumerate(nodes)},
+        node_colours(nodes),
+        first if start is None else start,
+        last if end is None else end,
+    )
+    # in this order: each layer draws over the one before (split-brain bands at the back)
+    acting, belief = result.acting(), result.belief()
+    belief_split = _draw_split_brain(lanes, acting, belief)
+    _draw_faults(lanes, result, fault_labels)
+    _draw_leadership(lanes, acting, belief)
+    if renewals:
+        _draw_renewals(lanes, result)
+    _draw_lease_expiries(lanes, result)
+    _draw_storage_lane(lanes, result)
+    _finish_axes(lanes, nodes, result, title=title)
+    if legend:
+        _draw_legend(ax, belief_split=belief_split)
+    return ax
 
-    def visible(a: float, b: float) -> bool:
-        return b >= x0 and a <= x1
 
-    # split-brain bands first, so lanes draw over them
-    acting = result.acting()
-    belief = result.belief()
+@dataclasses.dataclass(frozen=True)
+class _Lanes:
+    """Where the timeline draws: the axes, each node's lane (y), its colour, the x range."""
+
+    ax: Axes
+    lane: dict[str, int]
+    colours: dict[str, Any]
+    x0: float
+    x1: float
+
+    @property
+    def storage_y(self) -> int:
+        """The storage lane, under the nodes'."""
+        return len(self.lane)
+
+    @property
+    def top(self) -> float:
+        return -0.5
+
+    @property
+    def bottom(self) -> float:
+        return self.storage_y + 0.5
+
+    def visible(self, a: float, b: float) -> bool:
+        """Whether [a, b] meets the shown range."""
+        return b >= self.x0 and a <= self.x1
+
+
+def _draw_split_brain(
+    lanes: _Lanes, acting: Sequence[Interval], belief: Sequence[Interval]
+) -> bool:
+    """Shade acting split brain, hatch belief split brain; whether any belief band shows."""
+    top, bottom = lanes.top, lanes.bottom
     bands = [
-        (w.start, w.end, top, bottom) for w in overlap_windows(acting) if visible(w.start, w.end)
+        (w.start, w.end, top, bottom)
+        for w in overlap_windows(acting)
+        if lanes.visible(w.start, w.end)
     ]
-    _rects(ax, bands, facecolor=SPLIT_BRAIN_COLOUR, alpha=0.25, edgecolor="none", zorder=0)
+    _rects(lanes.ax, bands, facecolor=SPLIT_BRAIN_COLOUR, alpha=0.25, edgecolor="none", zorder=0)
     belief_bands = [
-        (w.start, w.end, top, bottom) for w in overlap_windows(belief) if visible(w.start, w.end)
+        (w.start, w.end, top, bottom)
+        for w in overlap_windows(belief)
+        if lanes.visible(w.start, w.end)
     ]
     if belief_bands:
         _rects(
-            ax,
+            lanes.ax,
             belief_bands,
             facecolor="none",
             edgecolor="magenta",
@@ -203,12 +246,16 @@ def plot_timeline(
             linewidth=0.0,
             zorder=0,
         )
+    return bool(belief_bands)
 
-    # faults on their target's lane
+
+def _draw_faults(lanes: _Lanes, result: Result, fault_labels: int) -> None:
+    """Each fault on its target's lane: a hatched span, or a bar at an instant; labels."""
+    ax, lane = lanes.ax, lanes.lane
     fault_rows = [
         row
-        for row in frames.fault_records(events, result.end_time)
-        if row["node"] in lane and visible(float(row["start"]), float(row["end"]))  # type: ignore[arg-type]
+        for row in frames.fault_records(result.index, result.end_time)
+        if row["node"] in lane and lanes.visible(float(row["start"]), float(row["end"]))  # type: ignore[arg-type]
     ]
     spans = []
     instants = []
@@ -237,7 +284,7 @@ def plot_timeline(
             continue
         labelled.add(key)
         ax.text(
-            max(float(row["start"]), x0),  # type: ignore[arg-type]
+            max(float(row["start"]), lanes.x0),  # type: ignore[arg-type]
             lane[str(row["node"])] - 0.47,
             str(row["label"]),
             fontsize=7,
@@ -248,56 +295,63 @@ def plot_timeline(
             clip_on=True,
         )
 
-    # leadership bars: acting thick (node colour), belief thin (dark)
+
+def _draw_leadership(lanes: _Lanes, acting: Sequence[Interval], belief: Sequence[Interval]) -> None:
+    """Leadership bars: acting thick (node colour), belief thin (dark)."""
+    lane = lanes.lane
+    shown_acting = [i for i in acting if i.node in lane and lanes.visible(i.start, i.end)]
     _rects(
-        ax,
-        [
-            (i.start, i.end, lane[i.node] - 0.3, lane[i.node] + 0.3)
-            for i in acting
-            if i.node in lane and visible(i.start, i.end)
-        ],
-        facecolor=[colours[i.node] for i in acting if i.node in lane and visible(i.start, i.end)],
+        lanes.ax,
+        [(i.start, i.end, lane[i.node] - 0.3, lane[i.node] + 0.3) for i in shown_acting],
+        facecolor=[lanes.colours[i.node] for i in shown_acting],
         alpha=ACTING_COLOUR_ALPHA,
         edgecolor="none",
         zorder=2,
     )
     _rects(
-        ax,
+        lanes.ax,
         [
             (i.start, i.end, lane[i.node] - 0.07, lane[i.node] + 0.07)
             for i in belief
-            if i.node in lane and visible(i.start, i.end)
+            if i.node in lane and lanes.visible(i.start, i.end)
         ],
         facecolor=_BELIEF_COLOUR,
         edgecolor="none",
         zorder=3,
     )
 
-    # renewals and lease expiries
-    if renewals:
-        import numpy as np
 
-        renewed = events.of(EventKind.RENEW_OK)
-        times = frames.true_times(renewed)
-        ys = np.array([lane.get(e.node, -1) for e in renewed], dtype=float)
-        shown = (ys >= 0) & (times >= x0) & (times <= x1)
-        times, ys = times[shown], ys[shown]
-        # at most _TICKS_PER_LANE ticks per lane: closer ones would share a pixel
-        cells = np.floor((times - x0) / max(x1 - x0, 1e-9) * _TICKS_PER_LANE)
-        _, keep = np.unique(ys * (_TICKS_PER_LANE + 1) + cells, return_index=True)
-        times, ys = times[keep], ys[keep]
-        ticks = np.empty((len(times), 2, 2))
-        if len(times):
-            ticks[:, :, 0] = times[:, None]
-            ticks[:, 0, 1] = ys + 0.18
-            ticks[:, 1, 1] = ys + 0.42
-        _segments(ax, ticks, colors=_RENEWAL_COLOUR, linewidths=0.6, zorder=3)
+def _draw_renewals(lanes: _Lanes, result: Result) -> None:
+    """A tick per successful renewal (at most ``_TICKS_PER_LANE`` per lane)."""
+    import numpy as np
+
+    x0, x1 = lanes.x0, lanes.x1
+    renewed = result.index.of(EventKind.RENEW_OK)
+    times = frames.true_times(renewed)
+    ys = np.array([lanes.lane.get(e.node, -1) for e in renewed], dtype=float)
+    shown = (ys >= 0) & (times >= x0) & (times <= x1)
+    times, ys = times[shown], ys[shown]
+    # at most _TICKS_PER_LANE ticks per lane: closer ones would share a pixel
+    cells = np.floor((times - x0) / max(x1 - x0, 1e-9) * _TICKS_PER_LANE)
+    _, keep = np.unique(ys * (_TICKS_PER_LANE + 1) + cells, return_index=True)
+    times, ys = times[keep], ys[keep]
+    ticks = np.empty((len(times), 2, 2))
+    if len(times):
+        ticks[:, :, 0] = times[:, None]
+        ticks[:, 0, 1] = ys + 0.18
+        ticks[:, 1, 1] = ys + 0.42
+    _segments(lanes.ax, ticks, colors=_RENEWAL_COLOUR, linewidths=0.6, zorder=3)
+
+
+def _draw_lease_expiries(lanes: _Lanes, result: Result) -> None:
+    """A triangle where a leader's own lease ran out before it renewed it."""
+    lane = lanes.lane
     marks = [
         (t, lane[node])
-        for node, t in frames.lease_expiries(events, result.end_time)
-        if node in lane and x0 <= t <= x1
+        for node, t in frames.lease_expiries(result.index, result.end_time)
+        if node in lane and lanes.x0 <= t <= lanes.x1
     ]
-    ax.plot(
+    lanes.ax.plot(
         [t for t, _ in marks],
         [y - 0.3 for _, y in marks],
         linestyle="none",
@@ -307,18 +361,21 @@ def plot_timeline(
         zorder=5,
     )
 
-    # storage lane: the committed record's leader
+
+def _draw_storage_lane(lanes: _Lanes, result: Result) -> None:
+    """The storage lane: whom the committed record named leader, span by span."""
+    ax, storage_y, x0, x1 = lanes.ax, lanes.storage_y, lanes.x0, lanes.x1
     committed = [
         (float(a), float(b), str(leader))
         for a, b, leader in result.committed_leader()[["start", "end", "leader_id"]].itertuples(
             index=False
         )
-        if leader and visible(float(a), float(b))
+        if leader and lanes.visible(float(a), float(b))
     ]
     _rects(
         ax,
         [(a, b, storage_y - 0.3, storage_y + 0.3) for a, b, _ in committed],
-        facecolor=[colours.get(leader, "0.6") for _, _, leader in committed],
+        facecolor=[lanes.colours.get(leader, "0.6") for _, _, leader in committed],
         edgecolor="white",
         linewidth=0.5,
         zorder=2,
@@ -336,8 +393,12 @@ def plot_timeline(
                 clip_on=True,
             )
 
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(bottom, top)  # the first node on top
+
+def _finish_axes(lanes: _Lanes, nodes: Sequence[str], result: Result, *, title: bool) -> None:
+    """Limits (the first node on top), lane names, the time axis and the verdict title."""
+    ax = lanes.ax
+    ax.set_xlim(lanes.x0, lanes.x1)
+    ax.set_ylim(lanes.bottom, lanes.top)  # the first node on top
     ax.set_yticks(range(len(nodes) + 1), [*nodes, STORAGE_LANE])
     ax.set_xlabel(TIME_AXIS_LABEL)
     ax.grid(axis="x", alpha=0.3)
@@ -345,34 +406,39 @@ def plot_timeline(
         label = result.name or "run"
         seed = "" if result.seed is None else f" (seed {result.seed})"
         ax.set_title(f"{label}{seed}: {result.verdict.line()}", fontsize=9, loc="left")
-    if legend:
-        handles: list[Any] = [
-            Patch(facecolor="0.5", alpha=ACTING_COLOUR_ALPHA, label="acting (callback runs)"),
-            Line2D([], [], color=_BELIEF_COLOUR, linewidth=3, label="believed (is_leader)"),
-            Line2D([], [], color=_RENEWAL_COLOUR, marker="|", linestyle="none", label="renewal"),
-            Line2D(
-                [],
-                [],
-                color=_EXPIRY_COLOUR,
-                marker="v",
-                linestyle="none",
-                label="lease expiry (local)",
-            ),
-            Patch(facecolor=_FAULT_COLOUR, alpha=0.3, hatch="xx", edgecolor="0.35", label="fault"),
-            Patch(facecolor=SPLIT_BRAIN_COLOUR, alpha=0.25, label="split brain"),
-        ]
-        if belief_bands:
-            handles.append(
-                Patch(facecolor="none", edgecolor="magenta", hatch="//", label="belief split brain")
-            )
-        ax.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(1.0, 1.0),
-            fontsize=7,
-            frameon=False,
+
+
+def _draw_legend(ax: Axes, *, belief_split: bool) -> None:
+    """What each mark means (belief split brain only when the plot shows some)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [
+        Patch(facecolor="0.5", alpha=ACTING_COLOUR_ALPHA, label="acting (callback runs)"),
+        Line2D([], [], color=_BELIEF_COLOUR, linewidth=3, label="believed (is_leader)"),
+        Line2D([], [], color=_RENEWAL_COLOUR, marker="|", linestyle="none", label="renewal"),
+        Line2D(
+            [],
+            [],
+            color=_EXPIRY_COLOUR,
+            marker="v",
+            linestyle="none",
+            label="lease expiry (local)",
+        ),
+        Patch(facecolor=_FAULT_COLOUR, alpha=0.3, hatch="xx", edgecolor="0.35", label="fault"),
+        Patch(facecolor=SPLIT_BRAIN_COLOUR, alpha=0.25, label="split brain"),
+    ]
+    if belief_split:
+        handles.append(
+            Patch(facecolor="none", edgecolor="magenta", hatch="//", label="belief split brain")
         )
-    return ax
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=7,
+        frameon=False,
+    )
 
 
 # ---------------------------------------------------------------------- sweeps

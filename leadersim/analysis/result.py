@@ -32,8 +32,8 @@ from leadersim.analysis.intervals import (
     Window,
     acting_intervals,
     belief_intervals,
-    compose_summary,
     overlap_windows,
+    summarize,
 )
 from leadersim.trace import EventKind, TraceEvent, read_trace_dir, run_start
 
@@ -127,22 +127,12 @@ class Result:
     def verdict(self) -> Summary:
         """The :class:`~leadersim.analysis.intervals.Summary` of this run.
 
-        The same as :func:`~leadersim.analysis.intervals.summarize` on the trace, composed
-        here from the intervals this result keeps (so they are computed once). For a
+        :func:`~leadersim.analysis.intervals.summarize` of the trace, given the intervals
+        this result keeps (so they are computed once) and its index by kind. For a
         script: ``verdict.level`` (a :class:`~leadersim.analysis.intervals.VerdictLevel`)
         or ``verdict.safe`` (false only for ``UNSAFE``).
         """
-        index = self._index
-        return compose_summary(
-            self._acting,
-            self._belief,
-            faults=index.of(EventKind.FAULT_START, EventKind.FAULT_END),
-            # failovers() reads the fault starts and each node's renewals in time order:
-            # concatenating the two (each in order) gives what the whole trace gives
-            causes=[*index.of(EventKind.RENEW_OK), *index.of(EventKind.FAULT_START)],
-            writes=index.of(EventKind.GUARDED_WRITE),
-            end_time=self.end_time,
-        )
+        return summarize(self._index, self.end_time, acting=self._acting, belief=self._belief)
 
     def summary(self) -> dict[str, object]:
         """The verdict as a flat dict (``level``, ``safe``, ``overlap_s``, ``no_leader_s`` ...)."""

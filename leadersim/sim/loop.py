@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 
 import simpy
 
+from leadersim.errors import LeadersimError
+
 __all__ = ["NodeTag", "SimLoop", "SimulationDeadlock", "current_node"]
 
 T = TypeVar("T")
@@ -48,7 +50,7 @@ _NODE: contextvars.ContextVar[NodeTag | None] = contextvars.ContextVar(
 _NOTE_REPR_CHARS = 300
 
 
-class SimulationDeadlock(RuntimeError):
+class SimulationDeadlock(LeadersimError, RuntimeError):
     """Nothing can ever happen again: no ready callback, no timer, no SimPy event."""
 
 

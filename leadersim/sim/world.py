@@ -120,7 +120,7 @@ class World:
         # own: a context can be entered by one thread at a time, and worlds may run side by
         # side in threads.
         self._context = contextvars.Context()
-        self.recorder = TraceRecorder(true_clock=self._now)
+        self.recorder = TraceRecorder(true_clock=self.loop.time)
         storage = scenario.storage
         self.server = StorageServer(
             self.env,
@@ -159,9 +159,6 @@ class World:
 
     # ------------------------------------------------------------------ helpers
 
-    def _now(self) -> float:
-        return self.env._now
-
     def _rng(self, *stream: object) -> random.Random:
         return random.Random(":".join([str(self.seed), *map(str, stream)]))
 
@@ -170,7 +167,7 @@ class World:
         clock_spec = self.scenario.clocks.get(node, {})
         drift = float(clock_spec.get("drift_ppm", 0.0))
         clock = NodeClock(
-            self._now,
+            self.loop.time,
             origin=1000.0 * (index + 1),
             drift_ppm=drift,
             wall_offset=float(clock_spec.get("wall_offset", 0.0)),
@@ -182,7 +179,7 @@ class World:
         self, node: str, local_time: float, kind: EventKind, details: Mapping[str, Scalar]
     ) -> None:
         state = self.nodes.get(node)
-        local = state.clock.monotonic() if state is not None else self._now()
+        local = state.clock.monotonic() if state is not None else self.loop.time()
         self.recorder(node, local, kind, details)
 
     def _node_observer(

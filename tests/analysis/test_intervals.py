@@ -108,6 +108,41 @@ def test_a_crash_mid_term_ends_acting_and_belief_at_the_crash(build) -> None:
     assert result.summary()["no_leader_s"] == pytest.approx(10.5)
 
 
+def test_acting_ends_where_the_trace_says_the_callback_stopped_not_at_the_crash(build) -> None:
+    # The world that crashed the node writes the stop (the lab: just after the member's
+    # last own event, which may come after its clock reading of the kill); acting reads
+    # that event and nothing else, while belief ends at the crash itself.
+    build.start(0.0, "n1")
+    build.renew(4.0, "n1", "n1", lease=10.0)
+    build.fault(5.0, "n1", "crash")
+    build.stop(5.25, "n1", reason="crashed")
+    result = Result(build.trace(), 20.0)
+
+    [acting] = result.acting()
+    assert (acting.end, acting.end_reason) == (5.25, "crashed")
+    [belief] = result.belief()
+    assert (belief.end, belief.end_reason) == (5.0, "crashed")
+
+
+def test_the_failover_table_and_the_verdict_name_the_same_cause(build) -> None:
+    # n1 crashes, is restarted at 12 s and n2 takes over at 15.5 s: the restart does not
+    # take a leader down, so both the verdict and the table count from the crash. (The
+    # table used to cite the restart, 3.5 s, while the verdict said 10.5 s.)
+    build.start(0.0, "n1")
+    build.renew(4.0, "n1", "n1", lease=10.0)
+    build.fault(5.0, "n1", "crash")
+    build.stop(5.0, "n1", reason="crashed")
+    build.fault(12.0, "n1", "restart", index=1)
+    build.renew(15.5, "n2", "n2")
+    build.start(15.5, "n2")
+    result = Result(build.trace(), 20.0)
+
+    [failover] = result.failovers().to_dict("records")
+    assert (failover["cause"], failover["cause_at"]) == ("crash", 5.0)
+    assert failover["failover_s"] == pytest.approx(10.5)
+    assert result.verdict.failover_s == (pytest.approx(10.5),)
+
+
 def test_a_leader_without_a_recorded_fault_fails_over_from_its_last_renewal(build) -> None:
     build.start(0.0, "n1")
     for t in (0.0, 2.0, 4.0):
