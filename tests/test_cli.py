@@ -325,13 +325,17 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def readme_shell_commands() -> list[str]:
-    """The ``leadersim`` commands of the README's shell block (continuations joined)."""
+    """The ``leadersim`` commands of the README's shell blocks (continuations joined)."""
     text = README.read_text(encoding="utf-8")
-    [block] = re.findall(r"```sh\n(.*?)```", text.split("## Break it in the simulator")[1], re.S)
-    return [c.strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
+    blocks = re.findall(r"```sh\n(.*?)```", text.split("## Break it in the simulator")[1], re.S)
+    assert len(blocks) >= 2, "the simulator's block and the real-runs block"
+    return [
+        c.strip() for block in blocks for c in block.replace("\\\n", " ").splitlines() if c.strip()
+    ]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # every command of the README, real runs and a comparison included
 def test_the_readmes_shell_commands_work_as_printed(tmp_path: Path) -> None:
     commands = readme_shell_commands()
     assert len(commands) >= 6
@@ -352,8 +356,11 @@ def test_the_readmes_shell_commands_work_as_printed(tmp_path: Path) -> None:
         assert done.returncode == (int(promised.group(1)) if promised else 0), (
             command + "\n" + done.stderr
         )
-    for made in ("timeline.png", "tables/trace.csv", "run.jsonl", "sweep.csv", "heatmap.png"):
+    made_files = ("timeline.png", "tables/trace.csv", "run.jsonl", "sweep.csv", "heatmap.png")
+    for made in (*made_files, "smallest.yaml"):
         assert (tmp_path / made).stat().st_size > 0, made
+    compared = json.loads((tmp_path / "compare.json").read_text(encoding="utf-8"))
+    assert compared["lab"]["runs"] == compared["sim"]["runs"] == 3
     assert (tmp_path / "juliet.yaml").read_text(encoding="utf-8").startswith("# hbase-juliet")
 
 
