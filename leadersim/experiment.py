@@ -22,11 +22,18 @@ from typing import Any
 
 from leadersim.analysis.result import Result
 from leadersim.errors import ConfigError, SafetyWarning
-from leadersim.sim.scenario import FILE_TYPES, CallbackSpec, Scenario, load_scenario_file
+from leadersim.sim.scenario import (
+    FILE_TYPES,
+    CallbackSpec,
+    Scenario,
+    apply_dotted,
+    load_scenario_file,
+)
 from leadersim.sim.world import Run, World
 
 __all__ = [
     "SCENARIO_FILE_SUFFIXES",
+    "apply_overrides",
     "dump_scenario",
     "is_scenario_file",
     "prepare_scenario",
@@ -132,26 +139,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
+def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
+    """``scenario`` with top-level or dotted-key ``overrides`` applied, validated again.
+
+    A ``duration`` override shortens the run: the faults past its new end are left out.
+
+    Raises:
+        ConfigError: an override of an unknown top-level key, or an invalid result.
+    """
     if not overrides:
         return scenario
-    spec = scenario.to_mapping()
-    for key, value in overrides.items():
-        parts = key.split(".")
-        if parts[0] not in Scenario.KEYS:
+    for key in overrides:
+        top = key.split(".")[0]
+        if top not in Scenario.KEYS:
             raise ConfigError(
-                f"unknown scenario key {parts[0]!r} in override {key!r}; "
+                f"unknown scenario key {top!r} in override {key!r}; "
                 f"allowed: {sorted(Scenario.KEYS)}"
             )
-        target = spec
-        for part in parts[:-1]:
-            child = target.get(part)
-            if not isinstance(child, dict):
-                child = {} if child is None else dict(child)
-            target[part] = child
-            target = child
-        target[parts[-1]] = value
-    # A duration override shortens the run: the faults past its new end are left out.
+    spec = apply_dotted(scenario.to_mapping(), overrides)
     return Scenario.from_mapping(spec, drop_faults_after_end="duration" in overrides)
 
 
@@ -172,7 +177,7 @@ def prepare_scenario(
         ConfigError: as :func:`resolve_scenario`, a bad ``scale``, or a bad override.
     """
     resolved = resolve_scenario(scenario, variant=variant).scaled(scale)
-    return _apply_overrides(resolved, overrides or {})
+    return apply_overrides(resolved, overrides or {})
 
 
 def run_result(run: Run) -> Result:

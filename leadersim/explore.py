@@ -518,12 +518,12 @@ class _Runner:
         self._cache: dict[str, bool] = {}
 
     def fails(self, spec: Mapping[str, Any]) -> bool:
-        from leadersim.sweep import _run_one
+        from leadersim.sweep import run_one
 
         key = json.dumps(spec, sort_keys=True)
         if key not in self._cache:
             try:
-                summary, _warnings = _run_one(spec, self.seed)
+                summary, _warnings = run_one(spec, self.seed)
             except ConfigError:
                 broken = False  # a step that makes the scenario invalid is not kept
             else:
@@ -553,7 +553,7 @@ def _search(
     """
     from tqdm.auto import tqdm
 
-    from leadersim.sweep import _check_picklable, _collect, _run_one
+    from leadersim.sweep import check_picklable, collect_runs, run_one
 
     def task(index: int) -> tuple[dict[str, Any], int]:
         rng = random.Random(f"leadersim.explore:{seed}:{index}")
@@ -563,7 +563,7 @@ def _search(
     serial = executor == "serial" or (executor is None and runs <= 1)
     pool: concurrent.futures.Executor | None = None
     if not serial:
-        _check_picklable(name, [dict(base)])
+        check_picklable(name, [dict(base)])
         if executor is None:
             pool = concurrent.futures.ProcessPoolExecutor(max(1, os.cpu_count() or 1))
     bar = tqdm(total=runs, desc=f"explore {name}", unit="run", disable=not progress)
@@ -574,7 +574,7 @@ def _search(
             outcomes: dict[tuple[int, int], tuple[dict[str, Any], tuple[str, ...]]] = {}
             if serial:
                 for j, (spec, sim_seed) in enumerate(batch):
-                    outcomes[(j, sim_seed)] = _run_one(spec, sim_seed)
+                    outcomes[(j, sim_seed)] = run_one(spec, sim_seed)
                     bar.update()
                     if prop.broken(outcomes[(j, sim_seed)][0]):
                         break  # nothing after it in index order can be the answer
@@ -583,7 +583,7 @@ def _search(
                 assert isinstance(target, concurrent.futures.Executor)
                 specs = [spec for spec, _ in batch]
                 tasks = [(j, sim_seed) for j, (_, sim_seed) in enumerate(batch)]
-                _collect(target, specs, tasks, outcomes, bar)
+                collect_runs(target, specs, tasks, outcomes, bar)
             for j, (spec, sim_seed) in enumerate(batch):
                 outcome = outcomes.get((j, sim_seed))
                 if outcome is not None and prop.broken(outcome[0]):

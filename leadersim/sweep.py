@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from leadersim.sim.scenario import Scenario
 
-__all__ = ["grid", "sweep"]
+__all__ = ["check_picklable", "collect_runs", "grid", "run_one", "sweep"]
 
 _SERIAL = "serial"
 
@@ -64,7 +64,7 @@ def grid(parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _run_one(spec: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], tuple[str, ...]]:
+def run_one(spec: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], tuple[str, ...]]:
     """One simulated run in a worker: the summary dict and the SafetyWarning texts."""
     from leadersim.experiment import run_result
     from leadersim.sim.scenario import Scenario
@@ -133,7 +133,7 @@ def sweep(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from leadersim.experiment import _apply_overrides, resolve_scenario
+    from leadersim.experiment import apply_overrides, resolve_scenario
     from leadersim.sim.scenario import Scenario
 
     if invalid not in ("raise", "record"):
@@ -153,7 +153,7 @@ def sweep(
     errors: list[str | None] = []
     for combination in combinations:
         try:
-            specs.append(_apply_overrides(base, combination).to_mapping())
+            specs.append(apply_overrides(base, combination).to_mapping())
             errors.append(None)
         except ConfigError as exc:
             specs.append(None)
@@ -173,7 +173,7 @@ def sweep(
     ]
     serial = executor == _SERIAL or (executor is None and len(tasks) <= 1)
     if not serial:
-        _check_picklable(base.name, specs)
+        check_picklable(base.name, specs)
     outcomes: dict[tuple[int, int], tuple[dict[str, Any], tuple[str, ...]]] = {}
     bar = tqdm(total=len(tasks), desc=f"sweep {base.name}", unit="run", disable=not progress)
     try:
@@ -181,15 +181,15 @@ def sweep(
             for index, seed in tasks:
                 spec = specs[index]
                 assert spec is not None
-                outcomes[(index, seed)] = _run_one(spec, seed)
+                outcomes[(index, seed)] = run_one(spec, seed)
                 bar.update()
         elif executor is None:
             workers = max(1, min(len(tasks), os.cpu_count() or 1))
             with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-                _collect(pool, specs, tasks, outcomes, bar)
+                collect_runs(pool, specs, tasks, outcomes, bar)
         else:
             assert not isinstance(executor, str)
-            _collect(executor, specs, tasks, outcomes, bar)
+            collect_runs(executor, specs, tasks, outcomes, bar)
     finally:
         bar.close()
 
@@ -230,19 +230,23 @@ def sweep(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _collect(
+def collect_runs(
     executor: concurrent.futures.Executor,
     specs: Sequence[dict[str, Any] | None],
     tasks: Sequence[tuple[int, int]],
     outcomes: dict[tuple[int, int], tuple[dict[str, Any], tuple[str, ...]]],
     bar: Any,
 ) -> None:
-    """Submit every task to ``executor``; store results by task as they complete."""
+    """Submit every task to ``executor``; store results by task as they complete.
+
+    The pool half of :func:`sweep`, shared with :func:`leadersim.explore`: ``tasks`` are
+    ``(spec index, seed)`` pairs, each run by :func:`run_one`; ``bar`` is a progress bar.
+    """
     futures = {}
     for index, seed in tasks:
         spec = specs[index]
         assert spec is not None
-        futures[executor.submit(_run_one, spec, seed)] = (index, seed)
+        futures[executor.submit(run_one, spec, seed)] = (index, seed)
     try:
         for future in concurrent.futures.as_completed(futures):
             outcomes[futures[future]] = future.result()
@@ -253,7 +257,12 @@ def _collect(
         raise
 
 
-def _check_picklable(name: str, specs: Sequence[dict[str, Any] | None]) -> None:
+def check_picklable(name: str, specs: Sequence[dict[str, Any] | None]) -> None:
+    """Check that the scenario specs can be sent to worker processes (pickled).
+
+    Raises:
+        ConfigError: they cannot (e.g. a leader callback defined in a notebook cell).
+    """
     spec = next((s for s in specs if s is not None), None)
     if spec is None:
         return

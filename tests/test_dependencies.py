@@ -46,22 +46,10 @@ SIM_IMPORTS_ANALYSIS = "sim/ runs worlds and never imports the analysis"
 #: Private names (``_name``) one module of the package imports from another, each with
 #: why it is not public yet. Anything else imported with a leading underscore across
 #: modules is a violation: a rule used in two places belongs to a public home.
-PRIVATE_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
-    ("explore.py", "leadersim.sweep._run_one"): (
-        "explore runs its schedules through the sweep's worker function (one home for a run "
-        "in a worker); the pool's internals are not a user API"
-    ),
-    ("explore.py", "leadersim.sweep._collect"): (
-        "explore gathers its parallel batch with the sweep's collector (the same pool)"
-    ),
-    ("explore.py", "leadersim.sweep._check_picklable"): (
-        "explore checks its specs for the process pool with the sweep's check (the same pool)"
-    ),
-    ("sweep.py", "leadersim.experiment._apply_overrides"): (
-        "a sweep applies each grid point's overrides with the experiment's one rule for "
-        "overrides; not a user API (users pass overrides to run/sweep)"
-    ),
-}
+# (importing module, private name) pairs allowed across modules, each with its reason; none
+# now (explore and sweep share sweep's public run_one/collect_runs/check_picklable and
+# experiment's apply_overrides). A test fails if an entry's import disappears.
+PRIVATE_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _is_private(name: str) -> bool:
@@ -364,7 +352,6 @@ ALLOWED = [
     pytest.param("storage/sqlite.py", "from leadersim.storage.base import S", id="storage"),
     pytest.param("lab.py", "from leadersim.trace import __all__", id="dunder-is-not-private"),
     pytest.param("lab.py", "import os\nos._exit", id="attribute-is-not-an-import"),
-    pytest.param("sweep.py", "from leadersim.experiment import _apply_overrides", id="allowed"),
 ]
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "CallbackSpec",
     "Scenario",
     "StorageSpec",
+    "apply_dotted",
     "load_scenario_file",
     "read_data_file",
 ]
@@ -473,6 +474,35 @@ async def _noop() -> None:
 
 #: Scenario file types, by lower-cased extension.
 FILE_TYPES = {".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".json": "JSON"}
+
+
+def apply_dotted(spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` (a deep copy) with ``overrides`` applied in order.
+
+    A key replaces its value; a dotted key (``config.lease_duration``) reaches into the
+    nested mappings, creating one where there is none. The one rule for overrides: a
+    catalogue variant, ``simulate(**overrides)``, ``--set`` and a sweep's grid point.
+    """
+    result: dict[str, Any] = _deep_copy(spec)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        target = result
+        for part in parts[:-1]:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = {} if child is None else _deep_copy(child)
+            target[part] = child
+            target = child
+        target[parts[-1]] = _deep_copy(value)
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
 
 
 def load_scenario_file(path: str | Path) -> Scenario:

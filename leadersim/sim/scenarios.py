@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from leadersim.errors import ConfigError
-from leadersim.sim.scenario import Scenario, read_data_file
+from leadersim.sim.scenario import Scenario, apply_dotted, read_data_file
 
 __all__ = [
     "BY_ID",
@@ -275,7 +275,7 @@ class CatalogueEntry:
                 f"{self.name} has no variant {chosen!r}; its variants: "
                 f"{', '.join(self.variants)} (default {self.default})"
             )
-        spec = _merge(self.base, overrides)
+        spec = apply_dotted(self.base, overrides)
         spec["name"] = self.name if chosen == "base" else f"{self.name}[{chosen}]"
         spec.setdefault("description", self.title)
         return Scenario.from_mapping(spec)
@@ -312,26 +312,6 @@ def catalogue_scenario(text: str, variant: str | None = None) -> Scenario:
     if bracketed is not None and variant is not None and bracketed != variant:
         raise ConfigError(f"scenario {text!r} names variant {bracketed!r}, but variant={variant!r}")
     return entry.scenario(bracketed if bracketed is not None else variant)
-
-
-def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` applied in order: a key replaces, a dotted key reaches in."""
-    spec: dict[str, Any] = _deep_copy(base)
-    for key, value in overrides.items():
-        parts = key.split(".")
-        target = spec
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = _deep_copy(value)
-    return spec
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------------- the files
