@@ -33,6 +33,7 @@ __all__ = [
     "parse_go_time",
     "plan_release",
     "plan_renewal",
+    "read_back",
     "record_from_json",
     "record_to_json",
     "record_warnings",
@@ -114,11 +115,10 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
 
 
 _MEMO_SIZE = 4096
-#: Keyed by the member *and* its renew time's UTC offset: members (like datetimes) compare
-#: equal across offsets for the same instant, but their encodings differ.
-_ENCODED: dict[tuple[Member, timedelta | None], str] = {}
 _HEADS: dict[tuple[str, str, str, float], str] = {}
 _DECODED: dict[tuple[Any, ...], Member] = {}
+#: A member's JSON text to the member decoding it gives (see :func:`read_back`).
+_READ_BACK: dict[str, Member] = {}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -143,6 +143,9 @@ class Member:
     lease_duration: float = 0.0
     renew_time: datetime = _GO_ZERO_TIME
     renew_time_ns: int = 0
+    # This member's JSON text, encoded on first use (members are immutable). Kept on the
+    # instance: a memo keyed by the member would hash all its fields at every lookup.
+    _json: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.renew_time.tzinfo is None:
@@ -171,8 +174,7 @@ class Member:
 
     def to_json(self) -> str:
         """This member's JSON object as compact text (memoised: members are immutable)."""
-        key = (self, self.renew_time.utcoffset())
-        text = _ENCODED.get(key)
+        text = self._json
         if text is None:
             # Everything but the renew time rarely changes: encode it once per identity.
             # (An RFC 3339 timestamp needs no JSON escaping.)
@@ -185,10 +187,9 @@ class Member:
                 del fields["renew_time"]
                 body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
                 head = _HEADS[identity] = body[:-1] + ',"renew_time":"'
-            if len(_ENCODED) >= _MEMO_SIZE:
-                _ENCODED.clear()
             stamp = format_go_time(self.renew_time, self.renew_time_ns)
-            text = _ENCODED[key] = f'{head}{stamp}"}}'
+            text = f'{head}{stamp}"}}'
+            object.__setattr__(self, "_json", text)
         return text
 
     @classmethod
@@ -277,6 +278,32 @@ def record_to_json(record: Record) -> str:
         return f'{{"leader_id":{leader},"members":null}}'
     members = ",".join(m.to_json() for m in record.members)
     return f'{{"leader_id":{leader},"members":[{members}]}}'
+
+
+def read_back(record: Record, version: int) -> Record:
+    """The record that decoding ``record_to_json(record)`` at ``version`` gives.
+
+    The same members :func:`record_from_json` would build (each decoded from its own JSON
+    text, once per distinct text), without parsing the whole record: what a storage that
+    keeps the decoded copy of what it wrote hands its next reader.
+
+    Raises:
+        CorruptRecordError: a member's JSON is not one :func:`record_from_json` accepts.
+    """
+    members = []
+    for member in record.members:
+        text = member.to_json()
+        decoded = _READ_BACK.get(text)
+        if decoded is None:
+            try:
+                decoded = Member.from_json_dict(json.loads(text))
+            except ValueError as exc:
+                raise CorruptRecordError(f"invalid election record: {exc}") from exc
+            if len(_READ_BACK) >= _MEMO_SIZE:
+                _READ_BACK.clear()
+            _READ_BACK[text] = decoded
+        members.append(decoded)
+    return Record(record.leader_id, members, version)
 
 
 def record_from_json(text: str | bytes, version: int = 0) -> Record:
