@@ -15,6 +15,8 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import compress
+from operator import is_not
 from typing import Any, Final
 
 from leadersim.errors import CorruptRecordError
@@ -417,23 +419,48 @@ class RenewTracker:
             reference) honours every advertised lease.
     """
 
-    __slots__ = ("_max_lease", "_orphan", "_seen")
+    __slots__ = ("_last", "_max_lease", "_orphan", "_present", "_seen")
 
     def __init__(self, max_lease: float = math.inf) -> None:
         self._seen: dict[str, tuple[tuple[datetime, int], float]] = {}
         self._max_lease = max_lease
         self._orphan: tuple[str, float] | None = None
+        # The members last observed, and their ids (the ids were distinct) or None.
+        self._last: tuple[Member, ...] = ()
+        self._present: set[str] | None = None
 
     def observe(self, record: Record, now: float) -> None:
         """Note the members of ``record`` as read at monotonic time ``now`` (seconds)."""
-        present = {m.id for m in record.members}
-        for member_id in [i for i in self._seen if i not in present]:
-            del self._seen[member_id]
-        for member in record.members:
-            stamp = member.renew_stamp
-            seen = self._seen.get(member.id)
-            if seen is None or seen[0] != stamp:
-                self._seen[member.id] = (stamp, now)
+        members = record.members
+        last = self._last
+        present = self._present
+        if present is not None and len(members) == len(last):
+            # Incremental: the members that are the very objects observed last time are
+            # noted already (members are immutable); only the others need a look. While
+            # no id moves, the present ids stay those of the last full pass.
+            for index in compress(range(len(members)), map(is_not, members, last)):
+                member = members[index]
+                if member.id != last[index].id:
+                    present = None  # ids moved: the full pass below re-notes everything
+                    break
+                stamp = member.renew_stamp
+                if self._seen[member.id][0] != stamp:
+                    self._seen[member.id] = (stamp, now)
+        else:
+            present = None
+        if present is None:
+            present = {m.id for m in members}
+            for member_id in [i for i in self._seen if i not in present]:
+                del self._seen[member_id]
+            for member in members:
+                stamp = member.renew_stamp
+                seen = self._seen.get(member.id)
+                if seen is None or seen[0] != stamp:
+                    self._seen[member.id] = (stamp, now)
+            # The incremental pass assumes one entry per id (a duplicated id is re-noted
+            # at every read, as the reference's loop does).
+            self._present = present if len(present) == len(members) else None
+        self._last = tuple(members)
         # A leader id naming no member is noted like a newcomer: from its first sighting.
         leader = record.leader_id
         if not leader or leader in present:
@@ -456,6 +483,20 @@ class RenewTracker:
         if seen is None:
             return True
         return now - seen[1] > self.lease_of(member)
+
+    def expiry_test(self, now: float) -> Callable[[Member], bool]:
+        """:meth:`is_expired` at ``now`` as a one-argument test (for :func:`plan_renewal`).
+
+        The same answers, at one call per member instead of three.
+        """
+        seen_of = self._seen.get
+        cap = self._max_lease
+
+        def expired(member: Member) -> bool:
+            seen = seen_of(member.id)
+            return seen is None or now - seen[1] > min(member.lease_duration, cap)
+
+        return expired
 
     def expires_at(self, member: Member) -> float | None:
         """Monotonic time at which ``member`` expires for this observer, or None if unseen."""
