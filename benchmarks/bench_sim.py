@@ -15,9 +15,17 @@ Run: ``python benchmarks/bench_sim.py [--quick]``. Prints, measured in one run:
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import os
 import random
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import tracemalloc
+from pathlib import Path
 
 import simpy
 
@@ -95,10 +103,110 @@ def direct_renewals(nodes: int, rounds: int) -> None:
         tracker.observe(plan.record, now)
 
 
+def worker(what: str, nodes: int, duration: float) -> dict[str, float]:
+    """One measurement in this process, with whichever ``leadersim`` is importable.
+
+    Uses only ``simulate`` and the trace kinds, which every compared tree has.
+    """
+    import warnings
+
+    from leadersim.experiment import simulate
+
+    warnings.simplefilter("ignore")  # the reference's default timings leave no slack
+    spec = {"nodes": nodes, "duration": duration}
+    # A short run first: what the first run imports lazily is not the simulator's cost.
+    simulate({"nodes": nodes, "duration": 10.0}, seed=1)
+    if what == "memory":
+        gc.collect()
+        tracemalloc.start()
+        result = simulate(spec, seed=1)
+        events = len(result.events)
+        gc.collect()
+        with_result = tracemalloc.get_traced_memory()[0]
+        del result  # what the Result held (its trace), not the memos the run left behind
+        gc.collect()
+        held = with_result - tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return {"bytes_per_event": held / events, "events": events}
+    start = time.process_time()
+    result = simulate(spec, seed=1)
+    cpu = time.process_time() - start
+    renewals = sum(1 for e in result.events if e.kind is EventKind.RENEW_OK)
+    return {"cpu": cpu, "per_renewal_us": cpu / renewals * 1e6, "renewals": renewals}
+
+
+def _run_worker(tree: Path, what: str, nodes: int, duration: float) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    args = [sys.executable, __file__, "--worker", what, str(nodes), str(duration)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def against(ref: str, repeats: int, quick: bool) -> None:
+    """Measure this tree and ``ref``'s side by side (see the module docstring)."""
+    here = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="leadersim-ref-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(here), "archive", ref, "leadersim"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        trees = {"ref": Path(tmp), "this": here}
+        hour = 300.0 if quick else 3600.0
+        big = 30.0 if quick else 300.0
+        cases = [
+            ("hour", "cpu", 5, hour),
+            ("N=5", "per_renewal_us", 5, big),
+            ("N=100", "per_renewal_us", 100, big),
+            ("memory", "bytes_per_event", 5, big),
+        ]
+        values: dict[tuple[str, str], list[float]] = {}
+        for _ in range(repeats):
+            for name, key, nodes, duration in cases:
+                what = "memory" if name == "memory" else "cpu"
+                for tree, path in trees.items():
+                    values.setdefault((name, tree), []).append(
+                        _run_worker(path, what, nodes, duration)[key]
+                    )
+    print(f"this tree against {ref}, {repeats} alternating rounds (median [min-max]):")
+
+    def row(name: str, unit: str) -> None:
+        ref_v, this_v = values[(name, "ref")], values[(name, "this")]
+        ratios = [r / t for r, t in zip(ref_v, this_v, strict=True)]
+        print(
+            f"  {name:<7} ref {statistics.median(ref_v):10.3f} {unit}, this "
+            f"{statistics.median(this_v):10.3f} {unit}; ref/this "
+            f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+        )
+
+    row("hour", "s CPU")
+    row("N=5", "us/renewal")
+    row("N=100", "us/renewal")
+    row("memory", "B/event")
+    for tree in ("ref", "this"):
+        growth = [
+            big_v / small_v
+            for big_v, small_v in zip(values[("N=100", tree)], values[("N=5", tree)], strict=True)
+        ]
+        print(
+            f"  per-renewal cost N=100 / N=5 ({tree}): {statistics.median(growth):.2f}x "
+            "(goal for this: <= 2x)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--against", metavar="REF", help="compare with this git commit")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds for --against")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        what, nodes, duration = args.worker
+        print(json.dumps(worker(what, int(nodes), float(duration))))
+        return
+    if args.against:
+        against(args.against, args.repeats, args.quick)
+        return
     duration = 300.0 if args.quick else 3600.0
     repeats = 1 if args.quick else 3
     random.seed(0)

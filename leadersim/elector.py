@@ -456,7 +456,7 @@ class Elector:
             read,
             self._me,
             self._clock.wall(),
-            lambda member: self._tracker.is_expired(member, now),
+            self._tracker.expiry_test(now),
             may_campaign=now >= self._resign_until,
             clear_orphan=clear_orphan,
         )

@@ -166,8 +166,17 @@ class TraceRecorder:
     def __call__(
         self, node: str, local_time: float, kind: EventKind, details: Mapping[str, Scalar]
     ) -> None:
-        """Record one event."""
-        event = TraceEvent(self._true_clock(), node, local_time, kind, dict(details))
+        """Record one event (``details`` is copied: the caller may reuse its mapping)."""
+        self.record(node, local_time, kind, dict(details))
+
+    def record(
+        self, node: str, local_time: float, kind: EventKind, details: dict[str, Scalar]
+    ) -> None:
+        """Record one event whose ``details`` dict the caller hands over (not copied).
+
+        The caller must not change ``details`` afterwards: the event keeps it as it is.
+        """
+        event = TraceEvent(self._true_clock(), node, local_time, kind, details)
         if self._keep:
             self.events.append(event)
         if self._sink is not None:

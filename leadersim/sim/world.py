@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import gc
 import json
 import logging
 import random
@@ -180,7 +181,8 @@ class World:
     ) -> None:
         state = self.nodes.get(node)
         local = state.clock.monotonic() if state is not None else self.loop.time()
-        self.recorder(node, local, kind, details)
+        # Every caller builds a fresh dict for each event: kept as it is (one copy).
+        self.recorder.record(node, local, kind, details)  # type: ignore[arg-type]
 
     def _node_observer(
         self, node: str, local_time: float, kind: EventKind, details: Mapping[str, Scalar]
@@ -190,9 +192,11 @@ class World:
             state.acting = True
         elif kind is EventKind.CALLBACK_STOPPED:
             state.acting = False
+        # The elector's details are a fresh dict per event (its keyword arguments): the
+        # recorder keeps it, or the one copy that adds the incarnation.
         if kind in _TAGGED:
             details = {**details, "incarnation": state.incarnation}
-        self.recorder(node, local_time, kind, details)
+        self.recorder.record(node, local_time, kind, details)  # type: ignore[arg-type]
 
     def _call_at(self, when: float, callback: Callable[..., object], *args: Any) -> None:
         self.loop.call_at(when, callback, *args, context=self._context)
@@ -430,6 +434,10 @@ class World:
             instants.setdefault(fault.at, []).append(index)
         for at, indices in instants.items():
             self._call_at(at, self._apply_all, indices)
+        # The objects alive before the run (modules, the scenario, the caller's data)
+        # are left out of the collector's passes while it runs: a run allocates many
+        # short-lived objects, and each full pass would walk all of those old ones again.
+        gc.freeze()
         try:
             self.loop.run_until_complete(asyncio.sleep(scenario.duration))
             events = tuple(self.recorder.events)  # before teardown can add anything
@@ -440,6 +448,7 @@ class World:
                     self.loop.crash(state.tag)
             self.loop.close()
             self.server.db.close()
+            gc.unfreeze()
         return Run(scenario, self.seed, events, end_time, tuple(self._safety_warnings))
 
 
