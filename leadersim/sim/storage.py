@@ -51,6 +51,8 @@ class StorageServer:
         table_name: Table of the record (validated like ``SQLStorage``'s).
         latency_by_op: Per-operation overrides (``get``, ``update``, ``txn``).
         latency_by_node: Per-node overrides.
+        now: Reads the true time (the world passes its loop's ``SimLoop.time``, the one
+            reader of SimPy's clock); defaults to ``env.now``.
     """
 
     def __init__(
@@ -63,8 +65,10 @@ class StorageServer:
         table_name: str = TABLE_NAME_ELECTION,
         latency_by_op: dict[str, Latency] | None = None,
         latency_by_node: dict[str, Latency] | None = None,
+        now: Callable[[], float] | None = None,
     ) -> None:
         self.env = env
+        self._now: Callable[[], float] = now if now is not None else (lambda: float(env.now))
         self.latency = latency if latency is not None else Latency()
         self.latency_by_op = dict(latency_by_op or {})
         self.latency_by_node = dict(latency_by_node or {})
@@ -144,7 +148,7 @@ class StorageServer:
             A future resolved when the reply reaches the client (never, if it is lost).
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        record = OpRecord(node, op, self.env._now)
+        record = OpRecord(node, op, self._now())
         faults = self.faults(node)
         sent = faults.on_send(self._rng)
         if sent == "error":
@@ -168,7 +172,7 @@ class StorageServer:
         execute: Callable[[OpRecord], T],
         write: bool,
     ) -> None:
-        record.arrived_at = self.env._now
+        record.arrived_at = self._now()
         faults = self.faults(record.node)
         result: T | None = None
         error: BaseException | None = None
@@ -206,7 +210,7 @@ class StorageServer:
         if self.faults(record.node).reply_lost():
             self._emit(record, "no_reply")
             return
-        record.replied_at = self.env._now
+        record.replied_at = self._now()
         if future.done():  # the client gave up (its deadline cancelled the call)
             self._emit(record, "timeout")
         elif error is not None:

@@ -130,6 +130,7 @@ class World:
             latency_by_node=dict(storage.latency_by_node),
             rng=self._rng("storage"),
             observer=self._env_observer,
+            now=self.loop.time,
         )
         self.resource = ProtectedResource(
             self.server,
