@@ -8,9 +8,9 @@ run clears ``MPLBACKEND`` (as in a user's Jupyter, where the inline backend draw
 slow tier runs them again with ``MPLBACKEND=Agg`` (as CI sets it), where only an explicit
 display shows a figure.
 
-This replaces ``pytest --nbmake`` (which only checked that cells run), so each notebook
-runs once in the default tier, except the real-time ones (``REAL_TIME_NOTEBOOKS``), which
-run in the slow tier only.
+This replaces ``pytest --nbmake`` (which only checked that cells run). The fast tier runs
+the first notebook (``FAST_TIER_NOTEBOOK``); the slow tier runs every notebook, under both
+backends except the real-time ones (``REAL_TIME_NOTEBOOKS``), which run once, with Agg.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ PAIRED = [source.with_suffix(".ipynb") for source in SOURCES]
 #: The name of a plot function (Result.plot_timeline, plots.plot_*, a notebook's plot_*).
 PLOT_CALL = re.compile(r"\bplot_\w+\(")
 #: What each notebook promises: it runs top to bottom in well under a minute.
-MAX_RUNTIME_S = 60.0
+#: A guard against a runaway notebook (a hang, a sweep grown by mistake), not a benchmark:
+#: each runs in well under a minute on this project's 2-core machine (see the README), and
+#: a loaded CI worker must not fail it.
+MAX_RUNTIME_S = 180.0
 #: Committed notebooks carry their figures; this keeps them reviewable (dpi is modest).
 MAX_NOTEBOOK_BYTES = 600_000
 
@@ -145,15 +148,20 @@ def test_committed_notebook_carries_its_figures(path: Path) -> None:
 
 #: Notebooks that spend most of their ~30 s on real processes and a server in real time
 #: (lab runs, PostgreSQL): they run once, in the slow tier (CI's ``--full``), as CI sets
-#: the backend, so that the fast tier stays fast.
+#: the backend.
 REAL_TIME_NOTEBOOKS = frozenset({"04_fencing", "05_simulator_vs_reality"})
+#: The one notebook the fast tier runs (the course's first, a real failover included): the
+#: others take 10-20 s each and run in the slow tier (CI's ``--full``), which runs every
+#: notebook under both backends, so that the README's test command stays under 2 minutes.
+FAST_TIER_NOTEBOOK = "01_leases_from_scratch"
 
 
 def notebook_params() -> list[object]:
     params: list[object] = []
     for path in PAIRED:
         if path.stem not in REAL_TIME_NOTEBOOKS:
-            params.append(pytest.param(path, None, id=f"{path.stem}-inline"))
+            marks = () if path.stem == FAST_TIER_NOTEBOOK else (pytest.mark.slow,)
+            params.append(pytest.param(path, None, id=f"{path.stem}-inline", marks=marks))
         params.append(pytest.param(path, "Agg", id=f"{path.stem}-Agg", marks=pytest.mark.slow))
     return params
 
