@@ -371,14 +371,14 @@ def test_the_readmes_shell_commands_work_as_printed(tmp_path: Path) -> None:
 def test_lab_runs_a_scaled_entry_for_real_and_prints_its_verdict(tmp_path: Path) -> None:
     traces = tmp_path / "traces"
     result = run_cli(
-        "lab", "leader-pause-longer-than-lease", "--scale", "0.05", "--set", "duration=5",
+        "lab", "leader-pause-longer-than-lease", "--scale", "0.1", "--set", "duration=10",
         "--members", "3", "--db", str(tmp_path / "e.db"), "--trace-dir", str(traces),
         "--plot", str(tmp_path / "t.png"), "--csv", str(tmp_path / "tables"),
     )  # fmt: skip
     # A pause longer than the lease, unfenced: the paused leader's pending write is stale.
     assert result.returncode == EXIT_UNSAFE, result.stdout + result.stderr
     line = result.stdout.splitlines()[0]
-    assert line.startswith("leader-pause-longer-than-lease seed=0 lab (5 s): UNSAFE"), line
+    assert line.startswith("leader-pause-longer-than-lease seed=0 lab (10 s): UNSAFE"), line
     assert (tmp_path / "t.png").stat().st_size > 0
     assert (tmp_path / "tables" / "writes.csv").stat().st_size > 0
     assert sorted(p.name for p in traces.glob("*.jsonl")) == [
