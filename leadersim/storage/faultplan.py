@@ -341,34 +341,24 @@ def _nothing(state: StorageFaults, params: Mapping[str, Any]) -> None:
     """An instant fault has nothing to undo (an armed ambiguous one-shot stays armed)."""
 
 
-def _start_conflicts(state: StorageFaults, params: Mapping[str, Any]) -> None:
-    state._conflicts.append(float(params["rate"]))
-    state._conflict_rate = _composed(state._conflicts)
+def _rate_steps(rates: str, composed: str) -> tuple[_Step, _Step]:
+    """Start and end of a fault that acts by chance (``conflicts``, ``busy``, ``loss``).
 
+    ``rates`` names the state's list of active rates, ``composed`` the probability the
+    pipeline reads: the active rates compose as 1 - prod(1 - r).
+    """
 
-def _end_conflicts(state: StorageFaults, params: Mapping[str, Any]) -> None:
-    _remove(state._conflicts, float(params["rate"]))
-    state._conflict_rate = _composed(state._conflicts)
+    def start(state: StorageFaults, params: Mapping[str, Any]) -> None:
+        active = getattr(state, rates)
+        active.append(float(params["rate"]))
+        setattr(state, composed, _composed(active))
 
+    def end(state: StorageFaults, params: Mapping[str, Any]) -> None:
+        active = getattr(state, rates)
+        _remove(active, float(params["rate"]))
+        setattr(state, composed, _composed(active))
 
-def _start_busy(state: StorageFaults, params: Mapping[str, Any]) -> None:
-    state._busy.append(float(params["rate"]))
-    state._busy_rate = _composed(state._busy)
-
-
-def _end_busy(state: StorageFaults, params: Mapping[str, Any]) -> None:
-    _remove(state._busy, float(params["rate"]))
-    state._busy_rate = _composed(state._busy)
-
-
-def _start_loss(state: StorageFaults, params: Mapping[str, Any]) -> None:
-    state._loss.append(float(params["rate"]))
-    state._loss_rate = _composed(state._loss)
-
-
-def _end_loss(state: StorageFaults, params: Mapping[str, Any]) -> None:
-    _remove(state._loss, float(params["rate"]))
-    state._loss_rate = _composed(state._loss)
+    return start, end
 
 
 #: For each storage fault kind: how to start it and how to end it.
@@ -377,9 +367,9 @@ _EXECUTORS: Final[dict[str, tuple[_Step, _Step]]] = {
     "slow": (_start_slow, _end_slow),
     "error": (_start_error, _end_error),
     "ambiguous": (_start_ambiguous, _nothing),
-    "conflicts": (_start_conflicts, _end_conflicts),
-    "busy": (_start_busy, _end_busy),
-    "loss": (_start_loss, _end_loss),
+    "conflicts": _rate_steps("_conflicts", "_conflict_rate"),
+    "busy": _rate_steps("_busy", "_busy_rate"),
+    "loss": _rate_steps("_loss", "_loss_rate"),
 }
 
 
