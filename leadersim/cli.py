@@ -205,7 +205,10 @@ def _parser() -> argparse.ArgumentParser:
         "--deadline", type=float, metavar="SECONDS",
         help=f"renew deadline (default: {DEFAULT_RENEW_DEADLINE:g})",
     )  # fmt: skip
-    member.add_argument("--trace", type=Path, help="append trace events here as JSON lines")
+    member.add_argument(
+        "--trace", type=Path,
+        help="append trace events here as JSON lines (every storage operation included)",
+    )  # fmt: skip
     member.add_argument("--table", help=f"table (default: {TABLE_NAME_ELECTION})")
     member.add_argument("--seed", type=int, help="seed of the retry jitter")
 
@@ -977,7 +980,9 @@ def _member_settings(args: argparse.Namespace) -> Any:
         db=None if args.db is None else str(args.db),
         url=args.url,
         seed=args.seed,
-        trace_storage=False,
+        # A trace then holds every storage operation too, as a lab member's does (what
+        # fit_latency reads); without a trace there is nothing to trace them to.
+        trace_storage=args.trace is not None,
         **{key: value for key, value in flags.items() if value is not None},
     )
 

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from leadersim.config import DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RENEW_INTERVAL
-from leadersim.elector import backoff_limits_ms
 from leadersim.errors import ConfigError
 from leadersim.faults import (
     CUT_MODES,
@@ -874,7 +873,6 @@ def _theory(
 
     lease, interval, deadline = _timing_of(spec)
     stop = _stop_latency(spec)
-    gap = theory.handover_gap(lease, interval, deadline, stop_latency=stop)
     answer: dict[str, Any] = {
         "lease_duration": lease,
         "renew_interval": interval,
@@ -890,55 +888,14 @@ def _theory(
     }
     if threshold is None:
         return answer
-    kind, param = threshold["kind"], threshold["param"]
-    safety = prop.name in ("overlap", "harmful")
-    if safety and kind == "pause" and param == "duration":
-        between = theory.failover_time("pause", lease, interval).low
-        answer["predicted"] = between
-        answer["formula"] = (
-            "P > L - I: a pause between renew rounds must outlast the take-over, at the "
-            "earliest L - I after it began (failover 'pause' low bound)"
-        )
-        if theory.margin(lease, interval, deadline, stop_latency=stop) <= 0:
-            # Paused between its read and its write, the leader wakes to a conflict and
-            # waits its first retry's backoff (the elector's own limits: base I/2 up to
-            # cap D/2): if that wait runs past D, the round fails at D and the leader
-            # stops C after it, past the take-over when S - C <= 0. The unluckiest draw
-            # (a wait of the whole cap) needs the shortest pause; the luckiest, the base.
-            base_ms, cap_ms = backoff_limits_ms(interval, deadline, deadline)
-            inside = deadline - cap_ms / 1000
-            if inside < between:
-                answer["predicted"] = inside
-                answer["predicted_range"] = (inside, min(between, deadline - base_ms / 1000))
-                answer["formula"] = (
-                    "P > D - w: paused inside a renew round, the leader wakes to a conflict "
-                    "and waits its first retry's backoff w (from the base I/2 up to the cap "
-                    "D/2, a seeded draw); when that runs past D the round fails and the "
-                    "leader stops C later, which the margin S - C <= 0 puts after the "
-                    "take-over. Predicted: the unluckiest draw, w = D/2"
-                )
-    elif safety and kind == "cut" and param == "duration":
-        if gap.low < 0:
-            answer["predicted"] = 0.0
-            answer["formula"] = (
-                "any cut: one lost message stalls the leader's renew round until its "
-                "deadline D, and the leader stops C later; with S - C < 0 (handover gap "
-                f"{gap.low:g} s at the worst phase) that is after the take-over"
-            )
-        else:
-            answer["formula"] = (
-                f"no overlap from a cut alone: S - C = {gap.low:g} s >= 0 (theory.handover_gap)"
-            )
-    elif safety and kind == "clock_drift" and param == "ppm":
-        answer["predicted"] = (
-            1e6
-            * max(0.0, theory.slack(lease, interval, deadline) - stop)
-            / (lease + interval + deadline)
-        )
-        answer["formula"] = "rho*(L + I + D) > S - C (rho in ppm x 1e-6)"
-    elif safety and kind == "callback" and param == "stop_latency":
-        answer["predicted"] = max(0.0, theory.slack(lease, interval, deadline))
-        answer["formula"] = "C > S = L - I - D"
+    if prop.name not in ("overlap", "harmful"):
+        return answer  # the theory predicts safety thresholds only
+    rule = theory.breaking_threshold(
+        threshold["kind"], threshold["param"], lease, interval, deadline, stop_latency=stop
+    )
+    answer["predicted"], answer["formula"] = rule.predicted, rule.formula
+    if rule.predicted_range is not None:
+        answer["predicted_range"] = rule.predicted_range
     return answer
 
 

@@ -1026,9 +1026,11 @@ class Lab:
         """
         path = self.trace_path(node_id)
         own = read_jsonl(path) if path.exists() else []
-        # Its own events and the lab's about it (an earlier crash's stop is in lab.jsonl).
+        # Its own events and the lab's about it (an earlier crash's stop is in lab.jsonl),
+        # merged as read_trace merges them; the other members' files are not read.
         started: TraceEvent | None = None
-        for event in self.read_trace():
+        files = sorted(p for p in (path, self.lab_trace_path) if p.exists())
+        for event in read_jsonl(files):
             if event.node != node_id:
                 continue
             if event.kind is EventKind.CALLBACK_STARTED:

@@ -115,13 +115,21 @@ def test_fit_of_a_zero_latency_trace_is_zero_not_nan() -> None:
 # ---------------------------------------------------------------------------- compare
 
 #: ``leader-crash`` at a fifth of its size (crash at 12 s, restart at 18 s) with I = 0.25 s
-#: and D = 1.5 s set after scaling (L = 10 s * 0.2 = 2 s); 25 s of real time per run.
+#: and D = 1.5 s set after scaling (L = 10 s * 0.2 = 2 s); 19 s of real time per run (the
+#: failover is over by 15 s; the restart stays in the run).
 CRASH = {
     "scale": 0.2,
     "config.renew_interval": 0.25,
     "config.renew_deadline": 1.5,
-    "duration": 25,
+    "duration": 19,
 }
+#: Runs (lab) and seeds (simulator) of the crash comparison. Where the leader's renew
+#: phase stands at the crash is, in both worlds, as good as uniform over I (members'
+#: phases drift with every round's latency), and the failover moves with it by up to I =
+#: 12 % of L: the median of 5 runs then has a standard deviation of ~2.4 % per world, so
+#: two such medians differ by more than 5 % about one time in seven without any modelling
+#: error. 15 runs bring it to ~1.6 % per world.
+CRASH_RUNS = 15
 #: ``leader-pause-longer-than-lease`` at a tenth: L = 1 s, I = 0.2 s, D = 0.8 s; the
 #: leader is stopped (SIGSTOP) at 6 s for 2 s; 15 s of real time per run.
 PAUSE = {"scale": 0.1, "duration": 15}
@@ -139,11 +147,11 @@ def _compare(name: str, settings: dict[str, Any], **options: Any) -> Any:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_simulated_failover_after_a_leader_crash_is_close_to_the_labs() -> None:
-    comparison = _compare("leader-crash", CRASH, runs=5)
+    comparison = _compare("leader-crash", CRASH, runs=CRASH_RUNS)
     lab, sim = comparison.lab.to_dict(), comparison.sim.to_dict()
-    assert lab["runs"] == sim["runs"] == 5
+    assert lab["runs"] == sim["runs"] == CRASH_RUNS
     # One failover per run in each world (the crash), none of them overlapping.
-    assert lab["failovers"] == sim["failovers"] == 5, (lab, sim)
+    assert lab["failovers"] == sim["failovers"] == CRASH_RUNS, (lab, sim)
     assert lab["overlap_max_s"] == sim["overlap_max_s"] == 0
     # A failover takes about a lease (2 s) after the last renewal the followers saw.
     assert 1.5 < lab["failover_median_s"] < 3.0, lab

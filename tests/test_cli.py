@@ -431,3 +431,36 @@ def test_member_takes_its_settings_as_one_json_object(tmp_path: Path) -> None:
     bad = run_cli("member", "--settings", '{"id": "n1", "db": "x", "colour": 1}', timeout=30)
     assert bad.returncode == 2
     assert "unknown key(s) ['colour']" in bad.stderr
+
+
+def test_member_with_a_trace_records_its_storage_operations_for_a_latency_fit(
+    tmp_path: Path,
+) -> None:
+    from leadersim.analysis.calibration import round_trips
+    from leadersim.trace import EventKind, read_jsonl
+
+    trace = tmp_path / "n1.jsonl"
+    args = ["member", "--db", str(tmp_path / "e.db"), "--id", "n1", "--trace", str(trace)]
+    timings = ["--lease", "1", "--interval", "0.1", "--deadline", "0.8"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "leadersim", *args, *timings],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if trace.exists() and trace.read_text().count('"renew_ok"') >= 5:
+                break
+            time.sleep(0.05)
+    finally:
+        child.terminate()
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    events = read_jsonl(trace)
+    assert sum(e.kind is EventKind.RENEW_OK for e in events) >= 5, err
+    # Each renewal's read and write, with their round trips: what fit_latency reads.
+    trips = round_trips(events)
+    assert len(trips["get"]) >= 5, trips.keys()
+    assert len(trips["update"]) >= 5, trips.keys()

@@ -34,6 +34,8 @@ __all__ = [
     "handover_gap",
     "is_safe",
     "margin",
+    "ThresholdPrediction",
+    "breaking_threshold",
     "slack",
     "worst_overlap",
 ]
@@ -250,3 +252,96 @@ def handover_gap(
     """
     base = slack(lease_duration, renew_interval, renew_deadline) - stop_latency - delta_resp
     return FailoverEstimate(base, base + renew_interval / 2, base + renew_interval)
+
+
+class ThresholdPrediction(NamedTuple):
+    """The theory's smallest fault that breaks safety (see :func:`breaking_threshold`).
+
+    Attributes:
+        predicted: The threshold in the parameter's unit (seconds, ppm), or ``None`` when
+            the theory predicts no break from this fault alone.
+        predicted_range: ``(low, high)`` when the threshold depends on a seeded draw (the
+            backoff's wait), else ``None``.
+        formula: The rule, in words, with its symbols.
+    """
+
+    predicted: float | None
+    predicted_range: tuple[float, float] | None
+    formula: str | None
+
+
+def breaking_threshold(
+    kind: str,
+    param: str,
+    lease_duration: float,
+    renew_interval: float,
+    renew_deadline: float,
+    *,
+    stop_latency: float = 0.0,
+) -> ThresholdPrediction:
+    """The smallest fault of ``kind`` (its ``param``) that lets two leaders act at once.
+
+    One fault alone, on the leader, at its worst phase:
+
+    - ``pause``/``duration``: a pause between renew rounds must outlast the take-over, at
+      the earliest ``L - I`` after it began. With no margin left (``S - C <= 0``), a pause
+      inside a renew round can do with less: the leader wakes to a conflict and waits its
+      first retry's backoff ``w`` (base ``I/2`` up to cap ``D/2``, the elector's own
+      limits); past ``D`` the round fails and the leader stops ``C`` later, after the
+      take-over. So ``P > D - w``, from ``D - D/2`` (the unluckiest draw) up.
+    - ``cut``/``duration``: any cut when the hand-over gap is negative at the worst phase
+      (one lost message stalls a round until ``D``), none otherwise.
+    - ``clock_drift``/``ppm``: ``rho (L + I + D) > S - C``.
+    - ``callback``/``stop_latency``: ``C > S``.
+
+    Any other pair: no rule (all fields ``None``).
+    """
+    from leadersim.elector import backoff_limits_ms  # the elector's one backoff rule
+
+    lease, interval, deadline = lease_duration, renew_interval, renew_deadline
+    stop = stop_latency
+    if (kind, param) == ("pause", "duration"):
+        between = failover_time("pause", lease, interval).low
+        if margin(lease, interval, deadline, stop_latency=stop) <= 0:
+            base_ms, cap_ms = backoff_limits_ms(interval, deadline, deadline)
+            inside = deadline - cap_ms / 1000
+            if inside < between:
+                return ThresholdPrediction(
+                    inside,
+                    (inside, min(between, deadline - base_ms / 1000)),
+                    "P > D - w: paused inside a renew round, the leader wakes to a conflict "
+                    "and waits its first retry's backoff w (from the base I/2 up to the cap "
+                    "D/2, a seeded draw); when that runs past D the round fails and the "
+                    "leader stops C later, which the margin S - C <= 0 puts after the "
+                    "take-over. Predicted: the unluckiest draw, w = D/2",
+                )
+        return ThresholdPrediction(
+            between,
+            None,
+            "P > L - I: a pause between renew rounds must outlast the take-over, at the "
+            "earliest L - I after it began (failover 'pause' low bound)",
+        )
+    if (kind, param) == ("cut", "duration"):
+        gap = handover_gap(lease, interval, deadline, stop_latency=stop)
+        if gap.low < 0:
+            return ThresholdPrediction(
+                0.0,
+                None,
+                "any cut: one lost message stalls the leader's renew round until its "
+                "deadline D, and the leader stops C later; with S - C < 0 (handover gap "
+                f"{gap.low:g} s at the worst phase) that is after the take-over",
+            )
+        return ThresholdPrediction(
+            None, None, f"no overlap from a cut alone: S - C = {gap.low:g} s >= 0 (handover_gap)"
+        )
+    if (kind, param) == ("clock_drift", "ppm"):
+        return ThresholdPrediction(
+            1e6 * max(0.0, slack(lease, interval, deadline) - stop) / (lease + interval + deadline),
+            None,
+            "rho*(L + I + D) > S - C (rho in ppm x 1e-6)",
+        )
+    if (kind, param) == ("callback", "stop_latency"):
+        return ThresholdPrediction(
+            max(0.0, slack(lease, interval, deadline)), None, "C > S = L - I - D"
+        )
+    return ThresholdPrediction(None, None, None)

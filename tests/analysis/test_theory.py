@@ -66,3 +66,27 @@ def test_a_simulated_crash_fails_over_within_the_predicted_range(seed: int) -> N
     [failover] = result.failovers().to_dict("records")
     assert failover["cause"] == "crash"
     assert estimate.low <= failover["failover_s"] <= estimate.high
+
+
+def test_breaking_threshold_of_a_pause_at_the_reference_defaults_is_inside_a_round() -> None:
+    # 10/2/8 leaves no slack: a pause inside a renew round breaks safety once it outlasts
+    # D - w, w the first retry's backoff (I/2 = 1 s up to D/2 = 4 s): 4..7 s, not L - I.
+    rule = theory.breaking_threshold("pause", "duration", 10, 2, 8, stop_latency=0.1)
+    assert rule.predicted == pytest.approx(4.0)
+    assert rule.predicted_range == pytest.approx((4.0, 7.0))
+    assert rule.formula is not None
+    assert rule.formula.startswith("P > D - w")
+    # With slack to spare, only a pause between rounds that outlasts the take-over does.
+    roomy = theory.breaking_threshold("pause", "duration", 20, 2, 8, stop_latency=0.1)
+    assert roomy.predicted == pytest.approx(18.0)
+    assert roomy.predicted_range is None
+
+
+def test_breaking_threshold_of_cuts_drift_and_slow_stops_follows_the_slack() -> None:
+    assert theory.breaking_threshold("cut", "duration", 10, 2, 8, stop_latency=0.1).predicted == 0
+    assert theory.breaking_threshold("cut", "duration", 20, 2, 8).predicted is None
+    drift = theory.breaking_threshold("clock_drift", "ppm", 30, 2, 8, stop_latency=0.1)
+    assert drift.predicted == pytest.approx(1e6 * 19.9 / 40)
+    stop = theory.breaking_threshold("callback", "stop_latency", 30, 2, 8)
+    assert stop.predicted == pytest.approx(20.0)
+    assert theory.breaking_threshold("slow", "latency_s", 10, 2, 8).formula is None
