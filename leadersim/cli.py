@@ -721,7 +721,7 @@ def _sweep(args: argparse.Namespace) -> int:
     import concurrent.futures
 
     from leadersim.errors import SafetyWarning
-    from leadersim.sweep import sweep
+    from leadersim.sweep import process_pool, sweep
 
     grid = _grid(args.grid)
     _output_file("--csv", args.csv, TABLE_SUFFIXES, "the runs are written as CSV")
@@ -735,7 +735,7 @@ def _sweep(args: argparse.Namespace) -> int:
     executor: concurrent.futures.Executor | str | None = "serial" if args.workers == 1 else None
     pool = None
     if args.workers is not None and args.workers > 1:
-        pool = executor = concurrent.futures.ProcessPoolExecutor(args.workers)
+        pool = executor = process_pool(args.workers)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SafetyWarning)
@@ -848,6 +848,7 @@ def _explore(args: argparse.Namespace) -> int:
 
     from leadersim.errors import SafetyWarning
     from leadersim.explore import explore
+    from leadersim.sweep import process_pool
 
     _output_file("--out", args.out, (".yaml", ".yml"), "the scenario is written as YAML")
     _output_file("--plot", args.plot, PLOT_SUFFIXES, "unknown picture format")
@@ -869,7 +870,7 @@ def _explore(args: argparse.Namespace) -> int:
     executor: concurrent.futures.Executor | str | None = "serial" if args.workers == 1 else None
     pool = None
     if args.workers is not None and args.workers > 1:
-        pool = executor = concurrent.futures.ProcessPoolExecutor(args.workers)
+        pool = executor = process_pool(args.workers)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SafetyWarning)  # the answer states the slack

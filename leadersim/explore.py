@@ -34,7 +34,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -552,7 +551,7 @@ def _search(
     """
     from tqdm.auto import tqdm
 
-    from leadersim.sweep import check_picklable, collect_runs, run_one
+    from leadersim.sweep import check_picklable, collect_runs, process_pool, run_one
 
     def task(index: int) -> tuple[dict[str, Any], int]:
         rng = random.Random(f"leadersim.explore:{seed}:{index}")
@@ -564,7 +563,7 @@ def _search(
     if not serial:
         check_picklable(name, [dict(base)])
         if executor is None:
-            pool = concurrent.futures.ProcessPoolExecutor(max(1, os.cpu_count() or 1))
+            pool = process_pool(None, [dict(base)])
     bar = tqdm(total=runs, desc=f"explore {name}", unit="run", disable=not progress)
     try:
         for first in range(0, runs, BATCH_SIZE):

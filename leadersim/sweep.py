@@ -23,7 +23,10 @@ Imports of the simulator, pandas and tqdm happen when :func:`sweep` is called, s
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import itertools
+import multiprocessing
+import multiprocessing.context
 import os
 import pickle
 import warnings
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
 
     from leadersim.sim.scenario import Scenario
 
-__all__ = ["check_picklable", "collect_runs", "grid", "run_one", "sweep"]
+__all__ = ["check_picklable", "collect_runs", "grid", "process_pool", "run_one", "sweep"]
 
 _SERIAL = "serial"
 
@@ -72,6 +75,53 @@ def run_one(spec: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], tuple[s
 
     run = World(Scenario.from_mapping(spec), seed).run()
     return run_result(run).summary(), run.safety_warnings
+
+
+#: What the fork server imports once, so that each worker forked from it starts warm.
+_WORKER_PRELOAD = ["leadersim.sweep", "leadersim.experiment", "leadersim.sim.world"]
+
+
+class _MainFinder(pickle.Pickler):
+    """Pickles to nowhere, noting whether anything is pickled by reference to ``__main__``."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO())
+        self.uses_main = False
+
+    def reducer_override(self, obj: Any) -> Any:
+        if getattr(obj, "__module__", None) == "__main__" and callable(obj):
+            self.uses_main = True
+        return NotImplemented
+
+
+def process_pool(
+    workers: int | None = None, specs: Sequence[Mapping[str, Any] | None] = ()
+) -> concurrent.futures.ProcessPoolExecutor:
+    """A process pool for simulated runs: ``workers`` processes (default: one per CPU).
+
+    Workers start from a fork server (a clean single-threaded process), not by forking
+    the caller: a process with threads (a Jupyter kernel's, database drivers') can be
+    forked while one of them holds a lock, and the child then hangs on it for ever. The
+    exception is a scenario of ``specs`` that refers to functions defined in ``__main__``
+    (a leader callback written in a notebook cell or a script): only a forked child has
+    them, so the pool then forks.
+    """
+    finder = _MainFinder()
+    for spec in specs:
+        if spec is not None:
+            try:
+                finder.dump(spec)
+            except Exception:  # what cannot be pickled is check_picklable's to say
+                break
+    context: multiprocessing.context.BaseContext
+    if finder.uses_main:
+        context = multiprocessing.get_context("fork")
+    else:
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload(_WORKER_PRELOAD)
+        context = server
+    count = workers if workers is not None else max(1, os.cpu_count() or 1)
+    return concurrent.futures.ProcessPoolExecutor(count, mp_context=context)
 
 
 def _seed_list(seeds: int | Iterable[int]) -> list[int]:
@@ -185,7 +235,7 @@ def sweep(
                 bar.update()
         elif executor is None:
             workers = max(1, min(len(tasks), os.cpu_count() or 1))
-            with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+            with process_pool(workers, specs) as pool:
                 collect_runs(pool, specs, tasks, outcomes, bar)
         else:
             assert not isinstance(executor, str)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import warnings
 
 import matplotlib
@@ -14,7 +15,7 @@ import pytest
 import leadersim
 from leadersim import ConfigError, SafetyWarning
 from leadersim.analysis import plots, theory
-from leadersim.sweep import grid, sweep
+from leadersim.sweep import grid, process_pool, sweep
 
 matplotlib.use("Agg")
 
@@ -130,6 +131,51 @@ def test_invalid_combinations_can_be_recorded_as_rows_with_an_error() -> None:
 def test_an_unknown_parameter_key_is_an_error_naming_the_allowed_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown sweep parameter\(s\) \['lease'\]"):
         sweep("leader-crash", {"lease": [10, 15]}, 1, executor="serial", progress=False)
+
+
+#: A lock a leader callback takes: held by a thread of this process in the test below.
+_CALLBACK_LOCK = threading.Lock()
+
+
+async def _lead_under_a_lock() -> None:
+    with _CALLBACK_LOCK:
+        pass
+    await asyncio.Event().wait()
+
+
+@pytest.mark.timeout(120)
+def test_a_sweep_does_not_hang_on_a_lock_another_thread_of_the_caller_holds() -> None:
+    # A Jupyter kernel (or a driver) has threads; a worker forked from it inherits every
+    # lock one of them held at that instant, still held, for ever. Workers come from a
+    # fork server, which imports the callback's module afresh.
+    scenario = {"nodes": 2, "callback": _lead_under_a_lock, "duration": 30}
+    release, held = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _CALLBACK_LOCK:
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    held.wait()
+    try:
+        df = sweep(scenario, {"config.lease_duration": [10, 12]}, 1, progress=False)
+    finally:
+        release.set()
+        holder.join()
+    assert df["first_leader_at"].notna().all()
+
+
+def test_workers_fork_only_for_a_callback_that_lives_in_main() -> None:
+    def lead() -> None: ...
+
+    lead.__module__ = "__main__"  # as a function written in a notebook cell is
+    plain = {"nodes": 2, "callback": _lead_under_a_lock}
+    with process_pool(1, [plain]) as pool:
+        assert pool._mp_context.get_start_method() == "forkserver"
+    with process_pool(1, [plain, {"nodes": 2, "callback": lead}]) as pool:
+        assert pool._mp_context.get_start_method() == "fork"
 
 
 def test_a_callback_that_cannot_reach_worker_processes_is_refused_clearly() -> None:
