@@ -47,10 +47,10 @@ def __getattr__(name: str) -> object:
         from leadersim.comparison import compare
 
         return compare
-    if name == "fit_latency":
-        from leadersim.analysis.calibration import fit_latency
+    if name in ("fit_latency", "fit_timers"):
+        from leadersim.analysis import calibration
 
-        return fit_latency
+        return getattr(calibration, name)
     if name == "Result":
         from leadersim.analysis.result import Result
 
@@ -103,6 +103,7 @@ __all__ = [
     "compare",
     "explore",
     "fit_latency",
+    "fit_timers",
     "record_from_json",
     "record_to_json",
     "simulate",

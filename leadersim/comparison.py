@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leadersim.analysis import calibration
+from leadersim.config import DEFAULT_RENEW_INTERVAL
 from leadersim.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -120,6 +121,8 @@ class Comparison:
         sim: The simulator's figures.
         fitted_latency: The simulator's ``storage`` mapping fitted from the lab runs, or
             ``None`` if the simulator kept the scenario's own latency.
+        fitted_timers: The simulator's ``timers`` mapping fitted from the lab runs' renew
+            rounds (how late real members' timers fire), or ``None`` if not fitted.
         lab_results: The lab runs' results (traces, verdicts, views).
         sim_results: The simulated runs' results.
     """
@@ -130,6 +133,7 @@ class Comparison:
     lab: WorldFigures
     sim: WorldFigures
     fitted_latency: Mapping[str, Any] | None
+    fitted_timers: Mapping[str, Any] | None = None
     lab_results: tuple[Result, ...] = dataclasses.field(repr=False, default=())
     sim_results: tuple[Result, ...] = dataclasses.field(repr=False, default=())
 
@@ -155,6 +159,7 @@ class Comparison:
             "overrides": dict(self.overrides),
             "runs": self.lab.runs,
             "fitted_latency": None if self.fitted_latency is None else dict(self.fitted_latency),
+            "fitted_timers": None if self.fitted_timers is None else dict(self.fitted_timers),
             "lab": self.lab.to_dict(),
             "sim": self.sim.to_dict(),
         }
@@ -173,6 +178,7 @@ class Comparison:
             f"{self.scenario.name} (scale {self.scale:g}): {self.lab.runs} lab runs, "
             f"{self.sim.runs} simulated seeds",
             f"simulator latency: {_describe_latency(self.fitted_latency)}",
+            f"simulator timers: {_describe_timers(self.fitted_timers)}",
             f"{'':22} {'lab median [min-max]':>26} {'sim median [min-max]':>26} {'sim-lab':>9}",
         ]
         for name, prefix, unit in rows:
@@ -203,6 +209,13 @@ def _describe_latency(storage: Mapping[str, Any] | None) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in spec.items() if k != "dist")
         parts.append(f"{op}: {spec['dist']}({params})")
     return "fitted from the lab, one way, " + "; ".join(parts)
+
+
+def _describe_timers(timers: Mapping[str, Any] | None) -> str:
+    if timers is None:
+        return "the scenario's own"
+    late = timers["lateness"]
+    return f"fitted from the lab: each fires {1000 * late['value_s']:.2f} ms late"
 
 
 def _progress_printer(enabled: bool) -> Callable[[str], None]:
@@ -239,8 +252,10 @@ def compare(
         scale: Multiply every time of the scenario by this before the overrides (so a
             catalogue entry written for minutes runs in seconds).
         fit_latency: Fit the simulator's storage latency from the lab runs' storage
-            operations (:func:`leadersim.analysis.fit_latency`) and simulate with it,
-            instead of the scenario's own ``storage``.
+            operations (:func:`leadersim.analysis.fit_latency`), and its members' timer
+            lateness from their renew rounds (:func:`leadersim.analysis.fit_timers`),
+            and simulate with them, instead of the scenario's own ``storage`` and
+            ``timers``.
         url: A server database URL for the lab (PostgreSQL, MariaDB); default: a fresh
             SQLite file per run.
         variant: A catalogue variant, instead of the ``[VARIANT]`` suffix of the name.
@@ -268,8 +283,15 @@ def compare(
         result = run_scenario(prepared, seed=run_seed, url=url)
         lab_results.append(result)
         say(f"lab run {i}/{runs} (seed {run_seed}): {result.verdict.line()}")
-    fitted = calibration.fit_latency(lab_results) if fit_latency else None
-    sim_overrides: dict[str, Any] = {} if fitted is None else {"storage": fitted}
+    fitted = timers = None
+    sim_overrides: dict[str, Any] = {}
+    if fit_latency:
+        fitted = calibration.fit_latency(lab_results)
+        interval = prepared.config_for(prepared.nodes[0]).get(
+            "renew_interval", DEFAULT_RENEW_INTERVAL
+        )
+        timers = calibration.fit_timers(lab_results, interval)
+        sim_overrides = {"storage": fitted, "timers": timers}
     sim_results = []
     with warnings.catch_warnings():
         # The lab run of the same scenario has already said so (or the caller has).
@@ -285,6 +307,7 @@ def compare(
         lab=WorldFigures.of(lab_results, seeds),
         sim=WorldFigures.of(sim_results, seeds),
         fitted_latency=fitted,
+        fitted_timers=timers,
         lab_results=tuple(lab_results),
         sim_results=tuple(sim_results),
     )

@@ -1444,7 +1444,7 @@ def check_real(scenario: Scenario) -> None:
 
     Raises:
         ConfigError: one line naming what cannot be real: a fault kind that has no real
-            counterpart (a clock's drift or step), per-node ``clocks``, or a leader
+            counterpart (a clock's drift or step), per-node ``clocks``, ``timers``, or a leader
             callback written in Python (a member process runs the built-in workload only).
     """
     from leadersim.sim.scenario import CallbackSpec
@@ -1453,6 +1453,11 @@ def check_real(scenario: Scenario) -> None:
         raise ConfigError(
             f"clocks: {sorted(scenario.clocks)} cannot be set in the real lab: a real "
             "clock's rate and offset cannot be changed; drop 'clocks' to run it for real"
+        )
+    if scenario.timer_lateness is not None:
+        raise ConfigError(
+            "timers.lateness cannot be set in the real lab: it models how late a real "
+            "process's timers fire, which a real run measures; drop 'timers' to run it for real"
         )
     for index, fault in enumerate(scenario.faults):
         reason = FAULT_KINDS[fault.kind].real

@@ -8,6 +8,7 @@ schedule, and hold the simulator to the lab's figures.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from leadersim import simulate
-from leadersim.analysis import fit_latency
+from leadersim.analysis import fit_latency, fit_timers
 from leadersim.analysis.calibration import round_trips
 from leadersim.errors import ConfigError
 
@@ -110,6 +111,49 @@ def test_fit_of_a_zero_latency_trace_is_zero_not_nan() -> None:
     fitted = fit_latency(_simulated({"latency": 0.0}), by_op=False)["latency"]
     assert fitted["median_s"] == 0.0
     assert not math.isnan(fitted["sigma"])
+
+
+@pytest.mark.parametrize(
+    ("lateness", "mean"),
+    [
+        (0.002, 0.002),
+        ({"dist": "exponential", "mean_s": 0.003}, 0.003),
+        ({"dist": "uniform", "low_s": 0.0, "high_s": 0.004}, 0.002),
+    ],
+    ids=["constant", "exponential", "uniform"],
+)
+def test_fit_timers_recovers_the_mean_lateness_a_simulated_trace_was_drawn_from(
+    lateness: Any, mean: float
+) -> None:
+    result = _simulated({"latency": 0.001}, timers={"lateness": lateness})
+    fitted = fit_timers(result, 2.0)["lateness"]
+    assert fitted["dist"] == "constant"
+    # ~450 rounds: the mean of as many draws is within a few standard errors.
+    assert fitted["value_s"] == pytest.approx(mean, rel=0.15), fitted
+
+
+def test_fit_timers_of_a_simulation_without_lateness_is_zero() -> None:
+    # Simulated members compute in no time: beyond I, a round is its storage trips only.
+    assert fit_timers(_simulated({"latency": 0.002}), 2.0) == {
+        "lateness": {"dist": "constant", "value_s": 0.0}
+    }
+
+
+def test_a_fitted_lateness_spaces_the_simulated_rounds_as_measured() -> None:
+    # What moves a member's phase over a run is how its rounds are spaced.
+    slow = _simulated({"latency": 0.001}, timers={"lateness": 0.0015})
+    starts = [e.true_time for e in slow.events if (e.kind.value, e.node) == ("renew_started", "n2")]
+    gaps = sorted(b - a for a, b in itertools.pairwise(starts))
+    # I + 1.5 ms + a read and a write (4 one-way draws of 1 ms).
+    assert gaps[len(gaps) // 2] == pytest.approx(2.0 + 0.0015 + 0.004, abs=1e-6)
+
+
+def test_fit_timers_refuses_a_bad_interval_and_a_trace_without_rounds() -> None:
+    result = _simulated({"latency": 0.001})
+    with pytest.raises(ConfigError, match=r"renew_interval must be > 0"):
+        fit_timers(result, 0)
+    with pytest.raises(ConfigError, match=r"0 clean renew rounds.*at least 20"):
+        fit_timers([e for e in result.events if e.kind.value != "renew_started"], 2.0)
 
 
 # ---------------------------------------------------------------------------- compare

@@ -203,6 +203,12 @@ def test_a_clock_drift_is_refused_before_anything_starts(tmp_path: Path) -> None
     assert not (tmp_path / "e.db").exists()
 
 
+def test_a_timer_lateness_model_is_refused_for_real(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"timers.lateness cannot be set in the real lab"):
+        run_scenario({"nodes": 2, "timers": {"lateness": 0.001}}, db_path=tmp_path / "e.db")
+    assert not (tmp_path / "e.db").exists()
+
+
 def test_a_drift_fault_is_refused_naming_its_kind(tmp_path: Path) -> None:
     scenario = {
         "nodes": 2,

@@ -4,7 +4,7 @@ Reads traces only (simulated or real: one schema); never imports :mod:`leadersim
 pandas and matplotlib are imported lazily by the views that need them.
 """
 
-from leadersim.analysis.calibration import fit_latency
+from leadersim.analysis.calibration import fit_latency, fit_timers
 from leadersim.analysis.intervals import (
     GLOSSARY,
     FaultSpan,
@@ -40,6 +40,7 @@ __all__ = [
     "fault_spans",
     "faults_during",
     "fit_latency",
+    "fit_timers",
     "leader_changes",
     "no_leader_gaps",
     "overlap_windows",

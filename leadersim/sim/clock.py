@@ -34,7 +34,7 @@ class NodeClock:
         wall_offset: Seconds the wall clock is ahead of true wall time.
     """
 
-    __slots__ = ("_base_local", "_base_true", "_rate", "_true_time", "wall_offset")
+    __slots__ = ("_base_local", "_base_true", "_late", "_rate", "_true_time", "wall_offset")
 
     def __init__(
         self,
@@ -43,8 +43,10 @@ class NodeClock:
         origin: float = 0.0,
         drift_ppm: float = 0.0,
         wall_offset: float = 0.0,
+        lateness: Callable[[], float] | None = None,
     ) -> None:
         self._true_time = true_time
+        self._late = lateness
         self._base_true = 0.0
         self._base_local = origin
         self._rate = 1.0 + drift_ppm * 1e-6
@@ -88,19 +90,25 @@ class NodeClock:
         elapsed = self._base_true + (now - self._base_true) * self._rate
         return SIM_EPOCH + timedelta(seconds=elapsed + self.wall_offset)
 
+    def _delay(self, duration: float) -> float:
+        """True seconds until a timer of ``duration`` local seconds fires (late, if set)."""
+        if self._late is None:
+            return duration / self._rate
+        return duration / self._rate + self._late()
+
     async def sleep(self, duration: float) -> None:
         """Sleep ``duration`` local seconds."""
-        await asyncio.sleep(duration / self._rate)
+        await asyncio.sleep(self._delay(duration))
 
     def timeout(self, duration: float) -> AbstractAsyncContextManager[object]:
         """``asyncio.timeout`` of ``duration`` local seconds."""
-        return asyncio.timeout(duration / self._rate)
+        return asyncio.timeout(self._delay(duration))
 
     def call_later(
         self, duration: float, callback: Callable[..., object], *args: object
     ) -> asyncio.TimerHandle:
         """Run ``callback(*args)`` after ``duration`` local seconds."""
-        return asyncio.get_running_loop().call_later(duration / self._rate, callback, *args)
+        return asyncio.get_running_loop().call_later(self._delay(duration), callback, *args)
 
     def __repr__(self) -> str:
         return f"<NodeClock drift={self.drift_ppm:g}ppm wall_offset={self.wall_offset:g}s>"

@@ -12,6 +12,7 @@ See ``simulate()`` for the entry point. A scenario mapping (or YAML/TOML file) h
     fencing: false
     storage: {latency: {dist: lognormal, median_s: 0.005}}
     clocks: {n2: {drift_ppm: 500}}
+    timers: {lateness: {dist: constant, value_s: 0.001}}   # how late members' timers fire
     faults:
       - {at: 60, kind: pause, target: leader, duration: 20}
     duration: 300
@@ -262,6 +263,11 @@ class Scenario:
     fencing: bool = False
     storage: StorageSpec = dataclasses.field(default_factory=StorageSpec)
     clocks: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    #: How late every timer of a member fires (a latency model, seconds; ``None``: on
+    #: time). A real process wakes late and spends time of its own in each round, so its
+    #: rounds are spaced a little more than I apart; fitted by
+    #: :func:`leadersim.analysis.fit_timers`.
+    timer_lateness: Latency | None = None
     faults: tuple[Fault, ...] = ()
     duration: float = 300.0
     start_stagger: float = 1.0
@@ -277,6 +283,7 @@ class Scenario:
         "fencing",
         "storage",
         "clocks",
+        "timers",
         "faults",
         "duration",
         "start_stagger",
@@ -335,6 +342,9 @@ class Scenario:
                 f"storage.latency_by_node: {strangers} not node(s) of this scenario; "
                 f"allowed: {list(members)}"
             )
+        timers = _mapping("timers", spec.get("timers"))
+        _check_keys("timers", timers, ("lateness",))
+        lateness = timers.get("lateness")
         scenario = cls(
             name=_text("name", spec.get("name", "adhoc")),
             nodes=nodes,
@@ -344,6 +354,7 @@ class Scenario:
             fencing=fencing,
             storage=storage,
             clocks=clocks,
+            timer_lateness=None if lateness is None else Latency.parse(lateness, "timers.lateness"),
             faults=faults,
             duration=duration,
             start_stagger=_number("start_stagger", spec.get("start_stagger", 1.0)),
@@ -359,7 +370,8 @@ class Scenario:
 
         Multiplied: each fault's ``at`` and its parameters that are seconds (duration,
         latency, error delay, ambiguous delay, resign duration, clock step), the run's
-        ``duration``, ``start_stagger`` and ``start_jitter``, the elector's lease, renew
+        ``duration``, ``start_stagger`` and ``start_jitter``, the timers' lateness, the
+        elector's lease, renew
         interval, renew deadline and callback backoff (in ``config`` and every
         ``nodes_config``; a lease, interval or deadline the scenario leaves to the
         elector's default is written out, scaled), the storage latencies, and the
@@ -397,6 +409,8 @@ class Scenario:
         storage["latency"] = times(storage["latency"], _LATENCY_TIMES)
         for key in ("latency_by_op", "latency_by_node"):
             storage[key] = {k: times(v, _LATENCY_TIMES) for k, v in storage[key].items()}
+        if "timers" in spec:
+            spec["timers"] = {"lateness": times(spec["timers"]["lateness"], _LATENCY_TIMES)}
         if isinstance(self.callback, CallbackSpec):
             callback = times(spec["callback"], _CALLBACK_TIMES)
             for key in _CALLBACK_TIMES:
@@ -447,7 +461,7 @@ class Scenario:
             }
             if "raise_on" in callback:
                 callback["raise_on"] = list(callback["raise_on"])
-        return {
+        mapping: dict[str, Any] = {
             "name": self.name,
             "nodes": list(self.nodes),
             "config": dict(self.config),
@@ -466,6 +480,9 @@ class Scenario:
             "start_jitter": self.start_jitter,
             "description": self.description,
         }
+        if self.timer_lateness is not None:  # left out when unset: older files read the same
+            mapping["timers"] = {"lateness": self.timer_lateness.to_mapping()}
+        return mapping
 
 
 async def _noop() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import functools
 import gc
 import json
 import logging
@@ -168,11 +169,17 @@ class World:
         index = len(self.nodes)
         clock_spec = self.scenario.clocks.get(node, {})
         drift = float(clock_spec.get("drift_ppm", 0.0))
+        lateness = self.scenario.timer_lateness
+        late = None
+        if lateness is not None:  # its own seeded stream: runs without it draw as before
+            rng = self._rng("timers", node)
+            late = functools.partial(lateness.sample, rng)
         clock = NodeClock(
             self.loop.time,
             origin=1000.0 * (index + 1),
             drift_ppm=drift,
             wall_offset=float(clock_spec.get("wall_offset", 0.0)),
+            lateness=late,
         )
         state = self.nodes[node] = _Node(node, index, clock, base_drift_ppm=drift)
         return state

@@ -107,3 +107,9 @@ def test_overrides_apply_after_scaling() -> None:
     assert scenario.duration == 8
     # The restart at 9 s (90 s scaled) falls after the shortened end: left out.
     assert [f.kind for f in scenario.faults] == ["crash"]
+
+
+def test_scaled_multiplies_the_timers_lateness() -> None:
+    spec = {"timers": {"lateness": {"dist": "uniform", "low_s": 0.001, "high_s": 0.003}}}
+    scaled = Scenario.from_mapping(spec).scaled(0.5).to_mapping()["timers"]
+    assert scaled == {"lateness": {"dist": "uniform", "low_s": 0.0005, "high_s": 0.0015}}
