@@ -201,11 +201,11 @@ def test_simulated_failover_after_a_leader_crash_is_close_to_the_labs() -> None:
     assert 1.5 < lab["failover_median_s"] < 3.0, lab
     difference = comparison.relative_difference("failover_median_s")
     assert difference is not None
-    # Regression bound, not the 5 % the issue asks for: measured sim - lab = -1.8 % on one
-    # run, -5.2 % on a quiet CI run and -8.9 % with other work on the machine. The lab's
-    # failover runs ~0.1 s longer than the fitted simulator's (process scheduling the
-    # latency fit does not see), so 5 % does not hold reliably yet; 10 % does.
-    assert abs(difference) <= 0.10, comparison.table()
+    # Measured sim - lab: -2.4 % and -1.0 % (15 runs) and -0.9 % (6) with the fitted timer
+    # lateness (before it,
+    # -1.8, -4.6, -5.2 and -8.9 %: the simulated members' phases drifted less than the
+    # real ones, so the crash found their rounds elsewhere).
+    assert abs(difference) <= 0.05, comparison.table()
 
 
 @pytest.mark.slow
