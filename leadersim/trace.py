@@ -17,14 +17,19 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import operator
+import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import compress, islice
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol, overload
 
 __all__ = [
     "EventKind",
     "Observer",
+    "Trace",
     "TraceEvent",
     "TRUE_TIME_DETAILS",
     "TraceRecorder",
@@ -129,6 +134,264 @@ class TraceEvent:
         )
 
 
+#: How a position of an event is stored, by the exact type of its value: packed (a
+#: ``struct`` code), as an index into the store's strings (``S``), not at all (``N``:
+#: ``None``), or as an index into a list of the values themselves (``O``: any other value).
+_CODES: dict[type, str] = {float: "d", int: "q", bool: "?", str: "S", type(None): "N"}
+_FORMATS = {"d": "d", "q": "q", "?": "?", "S": "I", "O": "I"}
+
+#: Setters of TraceEvent's slots, in field order (what a frozen dataclass's __init__ uses).
+_FIELD_SETTERS = tuple(getattr(TraceEvent, f.name).__set__ for f in dataclasses.fields(TraceEvent))
+
+#: One key tuple per distinct tuple of detail keys, shared by every shape (and store).
+_shared_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+class _Shape:
+    """What the packed events of one kind, key tuple and value types have in common.
+
+    An event's positions are its ``node``, ``true_time``, ``local_time`` and its detail
+    values, in that order; ``codes`` says how each is stored. Its packer and unpacker
+    are made for it once (one line of generated code each: no loop per value).
+    """
+
+    __slots__ = ("codes", "decode", "encode", "keys", "kind", "number")
+
+    def __init__(self, number: int, kind: EventKind, keys: tuple[str, ...], codes: str) -> None:
+        self.number = number
+        self.kind = kind
+        self.keys = _shared_keys.setdefault(keys, keys)
+        self.codes = codes
+        packer = struct.Struct("<" + "".join(_FORMATS[c] for c in codes if c != "N"))
+        stored: list[str] = []  # what to pack, from the event's values v
+        read: list[str] = []  # each position's value, from the unpacked p
+        for i, code in enumerate(codes):
+            j = len(stored)
+            if code == "N":
+                read.append("None")
+                continue
+            stored.append({"S": f"ids[v[{i}]]", "O": f"keep(v[{i}])"}.get(code, f"v[{i}]"))
+            read.append({"S": f"strings[p[{j}]]", "O": f"objects[p[{j}]]"}.get(code, f"p[{j}]"))
+        details = ", ".join(f"k{i}: {value}" for i, value in enumerate(read[3:]))
+        namespace: dict[str, Any] = {f"k{i}": key for i, key in enumerate(self.keys)}
+        namespace.update(pack=packer.pack, unpack=packer.unpack_from, kind=kind, new=object.__new__)
+        # The event is built as its frozen __init__ would, minus a call per field.
+        namespace.update(Event=TraceEvent, **{f"set{i}": s for i, s in enumerate(_FIELD_SETTERS)})
+        fields = (read[1], read[0], read[2], "kind", f"{{{details}}}")
+        sets = "; ".join(f"set{i}(e, {value})" for i, value in enumerate(fields))
+        exec(
+            f"def encode(v, ids, keep):\n    return pack({', '.join(stored)})\n"
+            f"def decode(blob, offset, strings, objects):\n    p = unpack(blob, offset)\n"
+            f"    e = new(Event); {sets}\n    return e\n",
+            namespace,
+        )
+        self.encode: Callable[[tuple[object, ...], _StringIds, Callable[[object], int]], bytes]
+        self.encode = namespace["encode"]
+        self.decode: Callable[[bytearray, int, list[str], list[object]], TraceEvent]
+        self.decode = namespace["decode"]
+
+
+class _StringIds(dict[str, int]):
+    """Each distinct string's index in :attr:`strings` (a new string is added on lookup)."""
+
+    __slots__ = ("strings",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.strings: list[str] = []
+
+    def __missing__(self, text: str) -> int:
+        index = self[text] = len(self.strings)
+        self.strings.append(text)
+        return index
+
+
+class _Store:
+    """The append-only packed events behind :class:`Trace` views.
+
+    Per event: its shape's number and its offset in one byte buffer that holds every
+    event's packed values. Each distinct string (node, id, outcome ...) is kept once.
+    """
+
+    __slots__ = (
+        "_by_codes",
+        "_by_types",
+        "blob",
+        "ids",
+        "objects",
+        "offsets",
+        "shape_ids",
+        "shapes",
+    )
+
+    def __init__(self) -> None:
+        self.shapes: list[_Shape] = []
+        self._by_codes: dict[tuple[object, ...], _Shape] = {}
+        self._by_types: dict[tuple[object, ...], _Shape] = {}
+        self.shape_ids = array("I")
+        self.offsets = array("Q")
+        self.blob = bytearray()
+        self.ids = _StringIds()
+        self.objects: list[object] = []
+
+    def __len__(self) -> int:
+        return len(self.shape_ids)
+
+    def shape(self, kind: EventKind, keys: tuple[str, ...], codes: str) -> _Shape:
+        """The shape of these codes (made on first use)."""
+        key = (type(kind), kind, keys, codes)
+        shape = self._by_codes.get(key)
+        if shape is None:
+            shape = self._by_codes[key] = _Shape(len(self.shapes), kind, keys, codes)
+            self.shapes.append(shape)
+        return shape
+
+    def _keep(self, value: object) -> int:
+        self.objects.append(value)
+        return len(self.objects) - 1
+
+    def append(
+        self,
+        true_time: float,
+        node: str,
+        local_time: float,
+        kind: EventKind,
+        details: Mapping[str, Scalar],
+    ) -> None:
+        values = (node, true_time, local_time, *details.values())
+        types = (type(kind), kind, tuple(details), tuple(map(type, values)))
+        shape = self._by_types.get(types)
+        if shape is None:
+            codes = "".join(_CODES.get(t, "O") for t in types[3])
+            shape = self._by_types[types] = self.shape(kind, types[2], codes)
+        try:
+            packed = shape.encode(values, self.ids, self._keep)
+        except (struct.error, OverflowError):  # an int beyond 64 bits: kept as an object
+            shape = self.shape(kind, shape.keys, shape.codes.replace("q", "O"))
+            packed = shape.encode(values, self.ids, self._keep)
+        self.shape_ids.append(shape.number)
+        self.offsets.append(len(self.blob))
+        self.blob += packed
+
+    def event(self, index: int) -> TraceEvent:
+        """The event at ``index``, built anew."""
+        return self.shapes[self.shape_ids[index]].decode(
+            self.blob, self.offsets[index], self.ids.strings, self.objects
+        )
+
+
+class Trace(Sequence[TraceEvent]):
+    """A recorded trace: an immutable sequence of :class:`TraceEvent`, stored packed.
+
+    What :class:`TraceRecorder` keeps and :attr:`leadersim.analysis.result.Result.events`
+    holds. It reads like the tuple of events it stands for (``len``, indexing, slicing,
+    iteration, ``==`` against any sequence of events), but keeps each event packed in a
+    few dozen bytes and builds the :class:`TraceEvent` (its details a new dict) when it is
+    read: two reads of one event give equal events, not the same object. It pickles
+    compactly. Build one from events with :meth:`from_events`.
+    """
+
+    __slots__ = ("_length", "_store")
+
+    def __init__(self, store: _Store | None = None, length: int | None = None) -> None:
+        self._store = store if store is not None else _Store()
+        self._length = len(self._store) if length is None else length
+
+    @classmethod
+    def from_events(cls, events: Iterable[TraceEvent]) -> Trace:
+        """The trace of ``events`` (returned as it is if it is a :class:`Trace`)."""
+        if isinstance(events, Trace):
+            return events
+        store = _Store()
+        for e in events:
+            store.append(e.true_time, e.node, e.local_time, e.kind, e.details)
+        return cls(store)
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> TraceEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[TraceEvent, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> TraceEvent | tuple[TraceEvent, ...]:
+        if isinstance(index, slice):
+            return tuple(map(self._store.event, range(*index.indices(self._length))))
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError("trace index out of range")
+        return self._store.event(index)
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return map(self._store.event, range(self._length))
+
+    def __reversed__(self) -> Iterator[TraceEvent]:
+        return map(self._store.event, range(self._length - 1, -1, -1))
+
+    def of_kind(self, *kinds: EventKind) -> list[TraceEvent]:
+        """The events of the given kinds, in order (only those are built)."""
+        return list(map(self._store.event, self.positions(*kinds)))
+
+    def positions(self, *kinds: EventKind) -> list[int]:
+        """The indices of the events of the given kinds, in order (no event is built)."""
+        wanted = {s.number for s in self._store.shapes if s.kind in kinds}
+        if not wanted:
+            return []
+        return list(compress(range(self._length), map(wanted.__contains__, self._shape_ids())))
+
+    def kinds(self) -> list[EventKind]:
+        """The kinds in the trace, in order of first appearance (no event is built)."""
+        shapes = self._store.shapes
+        return list(dict.fromkeys(shapes[n].kind for n in dict.fromkeys(self._shape_ids())))
+
+    def _shape_ids(self) -> Iterator[int]:
+        ids = self._store.shape_ids
+        return iter(ids) if len(ids) == self._length else islice(ids, self._length)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Trace) and other._store is self._store:
+            return other._length == self._length
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(other) == self._length and all(map(operator.eq, self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as a tuple of its events
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        store, n = self._store, self._length
+        end = store.offsets[n] if n < len(store) else len(store.blob)
+        shapes = [(s.kind, s.keys, s.codes) for s in store.shapes]
+        state = (shapes, store.shape_ids[:n], store.offsets[:n], bytes(store.blob[:end]))
+        return (_trace, (*state, store.ids.strings, store.objects))
+
+
+def _trace(
+    shapes: list[tuple[EventKind, tuple[str, ...], str]],
+    shape_ids: array[int],
+    offsets: array[int],
+    blob: bytes,
+    strings: list[str],
+    objects: list[object],
+) -> Trace:
+    """Unpickle a :class:`Trace`."""
+    store = _Store()
+    for kind, keys, codes in shapes:
+        store.shape(kind, keys, codes)
+    store.shape_ids.extend(shape_ids)
+    store.offsets.extend(offsets)
+    store.blob[:] = blob
+    for text in strings:
+        store.ids[text]
+    store.objects[:] = objects
+    return Trace(store)
+
+
 class Observer(Protocol):
     """Receives the elector's (and the environment's) state changes."""
 
@@ -161,25 +424,28 @@ class TraceRecorder:
         self._true_clock = true_clock or time.monotonic
         self._sink = sink
         self._keep = keep
-        self.events: list[TraceEvent] = []
+        self._store = _Store()
+
+    @property
+    def events(self) -> Trace:
+        """The events recorded so far (a :class:`Trace`: later events do not join it)."""
+        return Trace(self._store)
 
     def __call__(
         self, node: str, local_time: float, kind: EventKind, details: Mapping[str, Scalar]
     ) -> None:
-        """Record one event (``details`` is copied: the caller may reuse its mapping)."""
-        self.record(node, local_time, kind, dict(details))
+        """Record one event (``details`` is read now: the caller may reuse its mapping)."""
+        self.record(node, local_time, kind, details)  # type: ignore[arg-type]
 
     def record(
         self, node: str, local_time: float, kind: EventKind, details: dict[str, Scalar]
     ) -> None:
-        """Record one event whose ``details`` dict the caller hands over (not copied).
-
-        The caller must not change ``details`` afterwards: the event keeps it as it is.
-        """
-        event = TraceEvent(self._true_clock(), node, local_time, kind, details)
+        """Record one event; its ``details`` are read (packed) now, not kept."""
+        true_time = self._true_clock()
         if self._keep:
-            self.events.append(event)
+            self._store.append(true_time, node, local_time, kind, details)
         if self._sink is not None:
+            event = TraceEvent(true_time, node, local_time, kind, details)
             self._sink.write(json.dumps(event.to_dict()) + "\n")
             self._sink.flush()
 
@@ -187,11 +453,11 @@ class TraceRecorder:
         return iter(self.events)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self._store)
 
     def of_kind(self, *kinds: EventKind) -> list[TraceEvent]:
         """The recorded events of the given kinds, in order."""
-        return [e for e in self.events if e.kind in kinds]
+        return self.events.of_kind(*kinds)
 
     def write_jsonl(self, path: str | Path) -> None:
         """Write every event as one JSON line."""

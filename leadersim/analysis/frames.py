@@ -48,7 +48,7 @@ from leadersim.analysis.intervals import (
     overlap_windows,
 )
 from leadersim.faults import FAULT_KINDS
-from leadersim.trace import EventKind, TraceEvent
+from leadersim.trace import EventKind, Trace, TraceEvent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,17 +105,25 @@ class TraceIndex(Sequence[TraceEvent]):
         events: The trace, in true-time order.
     """
 
-    __slots__ = ("_by_kind", "_core", "events")
+    __slots__ = ("_by_kind", "_core", "_events", "_trace")
 
     #: The high-volume kinds the leadership checker never reads.
     NOT_CHECKED = frozenset({EventKind.STORAGE_OP, EventKind.RENEW_STARTED})
 
     def __init__(self, events: Sequence[TraceEvent]) -> None:
-        self.events: tuple[TraceEvent, ...] = tuple(events)
-        by_kind: dict[EventKind, list[TraceEvent]] = {}
+        self._by_kind: dict[EventKind, list[TraceEvent]] = {}
+        self._core: list[TraceEvent] | None = None
+        self._events: tuple[TraceEvent, ...] | None = None
+        #: A packed trace is read lazily: each kind's events are built when first asked
+        #: for (the checker never builds the high-volume kinds it does not read).
+        self._trace = events if isinstance(events, Trace) else None
+        if self._trace is not None:
+            return
+        self._events = tuple(events)
+        by_kind = self._by_kind
         core: list[TraceEvent] = []
         skip = self.NOT_CHECKED
-        for event in self.events:
+        for event in self._events:
             kind = event.kind
             group = by_kind.get(kind)
             if group is None:
@@ -123,8 +131,14 @@ class TraceIndex(Sequence[TraceEvent]):
             group.append(event)
             if kind not in skip:
                 core.append(event)
-        self._by_kind = by_kind
         self._core = core
+
+    @property
+    def events(self) -> tuple[TraceEvent, ...]:
+        """Every event, in order."""
+        if self._events is None:
+            self._events = tuple(self._trace or ())
+        return self._events
 
     @property
     def core(self) -> list[TraceEvent]:
@@ -133,17 +147,33 @@ class TraceIndex(Sequence[TraceEvent]):
         What the checker of :mod:`~leadersim.analysis.intervals` reads: its answers on
         ``core`` equal its answers on the whole trace.
         """
+        if self._core is None:
+            assert self._trace is not None
+            kinds = [k for k in self._trace.kinds() if k not in self.NOT_CHECKED]
+            self._core = self._trace.of_kind(*kinds)
         return self._core
+
+    def _group(self, kind: EventKind) -> list[TraceEvent]:
+        group = self._by_kind.get(kind)
+        if group is None:
+            if self._trace is None:
+                return []
+            group = self._by_kind[kind] = self._trace.of_kind(kind)
+        return group
+
+    def kinds(self) -> list[EventKind]:
+        """The kinds of the trace's events, in order of first appearance."""
+        return self._trace.kinds() if self._trace is not None else list(self._by_kind)
 
     def of(self, *kinds: EventKind) -> list[TraceEvent]:
         """The events of the given kinds, in true-time order (ties: in argument order)."""
         if len(kinds) == 1:
-            return self._by_kind.get(kinds[0], [])
-        groups = [self._by_kind.get(kind, []) for kind in kinds]
+            return self._group(kinds[0])
+        groups = [self._group(kind) for kind in kinds]
         return list(heapq.merge(*groups, key=_true_time))
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self._trace) if self._trace is not None else len(self.events)
 
     @overload
     def __getitem__(self, index: int) -> TraceEvent: ...
@@ -738,8 +768,8 @@ def clocks_frame(events: Sequence[TraceEvent], *, every_s: float = 1.0) -> pd.Da
     # those, on the same clocks, and they are many), put back in true-time order below
     samples = list(
         itertools.chain.from_iterable(
-            group
-            for kind, group in index._by_kind.items()
+            index.of(kind)
+            for kind in index.kinds()
             if kind not in (EventKind.STORAGE_OP, EventKind.GUARDED_WRITE)
         )
     )

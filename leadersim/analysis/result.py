@@ -35,7 +35,7 @@ from leadersim.analysis.intervals import (
     overlap_windows,
     summarize,
 )
-from leadersim.trace import EventKind, TraceEvent, read_trace_dir, run_start
+from leadersim.trace import EventKind, Trace, TraceEvent, read_trace_dir, run_start
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,9 +86,9 @@ class Result:
         #: monotonic seconds for real ones); every time this result shows is relative to it.
         self.start_time: float = float(origin or 0.0)
         if self.start_time:
-            self.events: tuple[TraceEvent, ...] = tuple(e.shifted(self.start_time) for e in events)
-        else:
-            self.events = tuple(events)
+            events = [e.shifted(self.start_time) for e in events]
+        #: The trace (packed: see :class:`~leadersim.trace.Trace`).
+        self.events: Trace = Trace.from_events(events)
         self.end_time = (
             end_time - self.start_time
             if end_time is not None

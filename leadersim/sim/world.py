@@ -37,7 +37,7 @@ from leadersim.sim.faults import FAULT_KINDS, Fault
 from leadersim.sim.loop import NodeTag, SimLoop
 from leadersim.sim.scenario import CallbackSpec, Scenario
 from leadersim.sim.storage import ProtectedResource, StorageServer
-from leadersim.trace import EventKind, Scalar, TraceEvent, TraceRecorder
+from leadersim.trace import EventKind, Scalar, Trace, TraceEvent, TraceRecorder
 from leadersim.workload import leader_workload
 
 __all__ = ["Run", "World"]
@@ -92,7 +92,7 @@ class Run:
 
     scenario: Scenario
     seed: int
-    events: tuple[TraceEvent, ...]
+    events: Trace
     end_time: float
     safety_warnings: tuple[str, ...] = ()
 
@@ -448,7 +448,7 @@ class World:
         gc.freeze()
         try:
             self.loop.run_until_complete(asyncio.sleep(scenario.duration))
-            events = tuple(self.recorder.events)  # before teardown can add anything
+            events = self.recorder.events  # before teardown can add anything
             end_time = float(self.env.now)
         finally:
             for state in self.nodes.values():
