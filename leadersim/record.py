@@ -13,10 +13,10 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from itertools import compress
-from operator import is_not
+from itertools import compress, repeat
+from operator import attrgetter, gt, is_not, itemgetter, ne, not_, sub
 from typing import Any, Final
 
 from leadersim.errors import CorruptRecordError
@@ -30,6 +30,7 @@ __all__ = [
     "ReleasePlan",
     "RenewPlan",
     "RenewTracker",
+    "ExpiryTest",
     "decode_stored_record",
     "format_go_time",
     "parse_go_time",
@@ -117,7 +118,9 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
 
 
 _MEMO_SIZE = 4096
-_HEADS: dict[tuple[str, str, str, float], str] = {}
+#: A member identity (id, name, address, lease) to its JSON text up to the renew time, and
+#: whether decoding that part gives the identity back exactly (see :meth:`Member.to_json`).
+_HEADS: dict[tuple[str, str, str, float], tuple[str, bool]] = {}
 _DECODED: dict[tuple[Any, ...], Member] = {}
 #: A member's JSON text to the member decoding it gives (see :func:`read_back`).
 _READ_BACK: dict[str, Member] = {}
@@ -148,6 +151,14 @@ class Member:
     # This member's JSON text, encoded on first use (members are immutable). Kept on the
     # instance: a memo keyed by the member would hash all its fields at every lookup.
     _json: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    # The text before the renew time and whether it decodes to this identity exactly,
+    # shared by the renewed copies (the identity does not change when a member renews).
+    _head: tuple[str, bool] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
+    # Set with _json: whether decoding this member's JSON gives this very member back
+    # (every field, to the float bit and the time zone object), so a reader can share it.
+    _exact: bool | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.renew_time.tzinfo is None:
@@ -162,7 +173,10 @@ class Member:
 
     def renewed(self, now_wall: datetime) -> Member:
         """Return a copy with ``renew_time`` set to ``now_wall`` (nanoseconds cleared)."""
-        return Member(self.id, self.name, self.address, self.lease_duration, now_wall, 0)
+        member = Member(self.id, self.name, self.address, self.lease_duration, now_wall, 0)
+        if self._head is not None:
+            object.__setattr__(member, "_head", self._head)
+        return member
 
     def to_json_dict(self) -> dict[str, Any]:
         """The reference's JSON object for this member (``lease_duration`` in ns)."""
@@ -180,19 +194,38 @@ class Member:
         if text is None:
             # Everything but the renew time rarely changes: encode it once per identity.
             # (An RFC 3339 timestamp needs no JSON escaping.)
-            identity = (self.id, self.name, self.address, self.lease_duration)
-            head = _HEADS.get(identity)
+            head = self._head
             if head is None:
-                if len(_HEADS) >= _MEMO_SIZE:
-                    _HEADS.clear()
-                fields = self.to_json_dict()
-                del fields["renew_time"]
-                body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-                head = _HEADS[identity] = body[:-1] + ',"renew_time":"'
-            stamp = format_go_time(self.renew_time, self.renew_time_ns)
-            text = f'{head}{stamp}"}}'
+                identity = (self.id, self.name, self.address, self.lease_duration)
+                head = _HEADS.get(identity)
+                if head is None:
+                    if len(_HEADS) >= _MEMO_SIZE:
+                        _HEADS.clear()
+                    head = _HEADS[identity] = self._encode_head()
+                object.__setattr__(self, "_head", head)
+            moment = self.renew_time
+            text = f'{head[0]}{format_go_time(moment, self.renew_time_ns)}"}}'
             object.__setattr__(self, "_json", text)
+            # Decoding gives back the UTC zone object itself (and fold 0) only for UTC.
+            object.__setattr__(self, "_exact", head[1] and moment.tzinfo is UTC and not moment.fold)
         return text
+
+    def _encode_head(self) -> tuple[str, bool]:
+        """The JSON text up to the renew time, and whether it decodes to this identity."""
+        fields = self.to_json_dict()
+        del fields["renew_time"]
+        body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        lease = self.lease_duration
+        nanos = fields["lease_duration"]
+        exact = (
+            type(self.id) is str
+            and type(self.name) is str
+            and type(self.address) is str
+            and type(lease) is float
+            and abs(nanos) <= MAX_LEASE_NS
+            and (nanos / _NANOS_PER_SECOND).hex() == lease.hex()
+        )
+        return body[:-1] + ',"renew_time":"', exact
 
     @classmethod
     def from_json_dict(cls, data: Any) -> Member:
@@ -261,15 +294,46 @@ class Record:
     version: int = 0
 
     def find_member(self, member_id: str) -> Member | None:
-        """Return the member with id ``member_id``, or ``None``."""
-        for member in self.members:
-            if member.id == member_id:
-                return member
-        return None
+        """Return the (first) member with id ``member_id``, or ``None``."""
+        members = self.members
+        try:
+            return members[list(map(_ID, members)).index(member_id)]
+        except ValueError:
+            return None
 
     def clone(self) -> Record:
         """Return a copy whose member list can be changed without touching this one."""
         return Record(self.leader_id, list(self.members), self.version)
+
+
+_ID = attrgetter("id")
+_JSON = attrgetter("_json")
+_EXACT = attrgetter("_exact")
+_LEASE = attrgetter("lease_duration")
+_STAMP = attrgetter("renew_time", "renew_time_ns")
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+#: What a tracker has noted of a member it never saw: no stamp equals it.
+_UNSEEN: Final = (None, None)
+
+
+def _positions(values: list[Any], value: object) -> Iterator[int]:
+    """The indices of ``values`` holding ``value``, found by C-speed scans (few expected)."""
+    index = -1
+    while True:
+        try:
+            index = values.index(value, index + 1)
+        except ValueError:
+            return
+        yield index
+
+
+def _member_texts(members: list[Member]) -> list[str]:
+    """The JSON text of each member: the memoised ones gathered at C speed, the rest encoded."""
+    texts: list[str | None] = list(map(_JSON, members))
+    for index in _positions(texts, None):
+        texts[index] = members[index].to_json()
+    return texts  # type: ignore[return-value]
 
 
 def record_to_json(record: Record) -> str:
@@ -278,23 +342,29 @@ def record_to_json(record: Record) -> str:
     leader = json.dumps(record.leader_id, ensure_ascii=False)
     if not record.members:
         return f'{{"leader_id":{leader},"members":null}}'
-    members = ",".join(m.to_json() for m in record.members)
+    members = ",".join(_member_texts(record.members))
     return f'{{"leader_id":{leader},"members":[{members}]}}'
 
 
 def read_back(record: Record, version: int) -> Record:
     """The record that decoding ``record_to_json(record)`` at ``version`` gives.
 
-    The same members :func:`record_from_json` would build (each decoded from its own JSON
-    text, once per distinct text), without parsing the whole record: what a storage that
-    keeps the decoded copy of what it wrote hands its next reader.
+    The same members :func:`record_from_json` would build, without parsing the whole
+    record: a member whose JSON decodes to itself exactly is shared, any other is decoded
+    from its own JSON text (once per distinct text). What a storage that keeps the decoded
+    copy of what it wrote hands its next reader.
 
     Raises:
         CorruptRecordError: a member's JSON is not one :func:`record_from_json` accepts.
     """
-    members = []
-    for member in record.members:
-        text = member.to_json()
+    members = record.members
+    texts = _member_texts(members)
+    exact = list(map(_EXACT, members))
+    if all(exact):
+        return Record(record.leader_id, list(members), version)
+    decoded_members = list(members)
+    for index in _positions(exact, False):
+        text = texts[index]
         decoded = _READ_BACK.get(text)
         if decoded is None:
             try:
@@ -304,8 +374,8 @@ def read_back(record: Record, version: int) -> Record:
             if len(_READ_BACK) >= _MEMO_SIZE:
                 _READ_BACK.clear()
             _READ_BACK[text] = decoded
-        members.append(decoded)
-    return Record(record.leader_id, members, version)
+        decoded_members[index] = decoded
+    return Record(record.leader_id, decoded_members, version)
 
 
 def record_from_json(text: str | bytes, version: int = 0) -> Record:
@@ -396,13 +466,33 @@ def record_warnings(record: Record) -> list[str]:
             f"leader_id {record.leader_id!r} names no member: the reference never clears "
             "such a slot, so no member will campaign"
         )
-    for member in record.members:
+    members = record.members
+    if not any(map(gt, map(_LEASE, members), repeat(SUSPICIOUS_LEASE))):
+        return problems  # the common case, in one C-speed pass
+    for member in members:
         if member.lease_duration > SUSPICIOUS_LEASE:
             problems.append(
                 f"member {member.id!r} advertises a lease of {member.lease_duration:.6g} s "
                 f"(over {SUSPICIOUS_LEASE:g} s): it would not expire for that long"
             )
     return problems
+
+
+def _note_renewals(
+    seen: dict[str, tuple[tuple[datetime, int], float]],
+    ids: list[str],
+    members: list[Member],
+    now: float,
+) -> None:
+    """Note at ``now`` each member (of distinct ``ids``) whose renew stamp is not the noted one.
+
+    C-speed passes, whatever the number of members.
+    """
+    stamps = list(map(_STAMP, members))
+    renewed = list(map(ne, stamps, map(_FIRST, map(seen.get, ids, repeat(_UNSEEN)))))
+    if any(renewed):
+        noted = zip(compress(stamps, renewed), repeat(now))  # repeat() is endless: no strict
+        seen.update(zip(compress(ids, renewed), noted, strict=True))
 
 
 class RenewTracker:
@@ -437,26 +527,32 @@ class RenewTracker:
         if present is not None and len(members) == len(last):
             # Incremental: the members that are the very objects observed last time are
             # noted already (members are immutable); only the others need a look. While
-            # no id moves, the present ids stay those of the last full pass.
-            for index in compress(range(len(members)), map(is_not, members, last)):
-                member = members[index]
-                if member.id != last[index].id:
+            # no id moves, the present ids stay those of the last full pass. (Each step
+            # is a C-speed pass: a read after a round of N renewals shows N new objects.)
+            moved = list(map(is_not, members, last))
+            if any(moved):
+                changed = list(compress(members, moved))
+                ids = list(map(_ID, changed))
+                if ids != list(map(_ID, compress(last, moved))):
                     present = None  # ids moved: the full pass below re-notes everything
-                    break
-                stamp = member.renew_stamp
-                if self._seen[member.id][0] != stamp:
-                    self._seen[member.id] = (stamp, now)
+                else:
+                    _note_renewals(self._seen, ids, changed, now)
         else:
             present = None
         if present is None:
-            present = {m.id for m in members}
-            for member_id in [i for i in self._seen if i not in present]:
-                del self._seen[member_id]
-            for member in members:
-                stamp = member.renew_stamp
-                seen = self._seen.get(member.id)
-                if seen is None or seen[0] != stamp:
-                    self._seen[member.id] = (stamp, now)
+            ids = list(map(_ID, members))
+            present = set(ids)
+            seen = self._seen
+            for member_id in seen.keys() - present:
+                del seen[member_id]
+            if len(present) == len(ids):
+                _note_renewals(seen, ids, members, now)
+            else:
+                for member in members:
+                    stamp = member.renew_stamp
+                    noted = seen.get(member.id)
+                    if noted is None or noted[0] != stamp:
+                        seen[member.id] = (stamp, now)
             # The incremental pass assumes one entry per id (a duplicated id is re-noted
             # at every read, as the reference's loop does).
             self._present = present if len(present) == len(members) else None
@@ -484,19 +580,13 @@ class RenewTracker:
             return True
         return now - seen[1] > self.lease_of(member)
 
-    def expiry_test(self, now: float) -> Callable[[Member], bool]:
+    def expiry_test(self, now: float) -> ExpiryTest:
         """:meth:`is_expired` at ``now`` as a one-argument test (for :func:`plan_renewal`).
 
-        The same answers, at one call per member instead of three.
+        The same answers, at one call per member instead of three; and
+        :meth:`ExpiryTest.flags` answers for a whole member list at once.
         """
-        seen_of = self._seen.get
-        cap = self._max_lease
-
-        def expired(member: Member) -> bool:
-            seen = seen_of(member.id)
-            return seen is None or now - seen[1] > min(member.lease_duration, cap)
-
-        return expired
+        return ExpiryTest(self._seen, now, self._max_lease)
 
     def expires_at(self, member: Member) -> float | None:
         """Monotonic time at which ``member`` expires for this observer, or None if unseen."""
@@ -516,6 +606,39 @@ class RenewTracker:
             and record.find_member(record.leader_id) is None
             and now - orphan[1] > lease
         )
+
+
+class ExpiryTest:
+    """:meth:`RenewTracker.is_expired` at one instant, as a test of one member or many.
+
+    Made by :meth:`RenewTracker.expiry_test`; it reads the tracker's notes as they are
+    when it is called.
+    """
+
+    __slots__ = ("_cap", "_now", "_seen")
+
+    def __init__(
+        self, seen: dict[str, tuple[tuple[datetime, int], float]], now: float, cap: float
+    ) -> None:
+        self._seen = seen
+        self._now = now
+        self._cap = cap
+
+    def __call__(self, member: Member) -> bool:
+        """Whether ``member``'s lease has run out (unseen members have)."""
+        seen = self._seen.get(member.id)
+        return seen is None or self._now - seen[1] > min(member.lease_duration, self._cap)
+
+    def flags(self, members: list[Member]) -> list[bool]:
+        """``[self(m) for m in members]``, computed in C-speed passes."""
+        try:
+            noted = list(map(_SECOND, map(self._seen.__getitem__, map(_ID, members))))
+        except KeyError:  # an unseen member: it is expired; answer one by one
+            return list(map(self, members))
+        leases: Iterable[float] = map(_LEASE, members)
+        if self._cap != math.inf:  # min(lease, inf) is the lease itself
+            leases = map(min, leases, repeat(self._cap))
+        return list(map(gt, map(sub, repeat(self._now), noted), leases))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -558,22 +681,26 @@ def plan_renewal(
     if clear_orphan and record.leader_id and record.find_member(record.leader_id) is None:
         record.leader_id = ""
         leader_changed = True
+    members = record.members
+    if isinstance(is_expired, ExpiryTest):
+        flags = is_expired.flags(members)
+    else:
+        flags = list(map(is_expired, members))
     expired: list[Member] = []
-    active: list[Member] = []
-    for member in record.members:
-        if is_expired(member):
-            expired.append(member)
+    active = members
+    if any(flags):
+        expired = list(compress(members, flags))
+        active = list(compress(members, map(not_, flags)))
+        for member in expired:
             if member.id == record.leader_id:
                 record.leader_id = ""
                 leader_changed = True
-        else:
-            active.append(member)
-    for index, member in enumerate(active):
-        if member.id == me.id:
-            active[index] = member.renewed(now_wall)
-            break
-    else:
+    try:
+        index = list(map(_ID, active)).index(me.id)
+    except ValueError:
         active.append(me.renewed(now_wall))
+    else:
+        active[index] = active[index].renewed(now_wall)
     record.members = active
     campaigned = False
     if not may_campaign:
