@@ -102,12 +102,13 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
         moment: An aware datetime (a naive one is taken as UTC).
         extra_nanos: Nanoseconds beyond ``moment``'s microseconds (0-999).
     """
-    offset = moment.utcoffset()
-    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
-    text = (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
+    if moment.tzinfo is UTC:
+        minutes = 0
+    else:
+        offset = moment.utcoffset()
+        minutes = 0 if offset is None else int(offset.total_seconds()) // 60
+    # isoformat() starts with "YYYY-MM-DDTHH:MM:SS" (the year zero-padded), whatever follows.
+    text = moment.isoformat()[:19]
     nanos = moment.microsecond * 1000 + extra_nanos
     if nanos:
         text += "." + f"{nanos:09d}".rstrip("0")
@@ -122,6 +123,8 @@ _MEMO_SIZE = 4096
 #: whether decoding that part gives the identity back exactly (see :meth:`Member.to_json`).
 _HEADS: dict[tuple[str, str, str, float], tuple[str, bool]] = {}
 _DECODED: dict[tuple[Any, ...], Member] = {}
+#: A leader id to its JSON string.
+_LEADERS: dict[str, str] = {}
 #: A member's JSON text to the member decoding it gives (see :func:`read_back`).
 _READ_BACK: dict[str, Member] = {}
 
@@ -339,7 +342,14 @@ def _member_texts(members: list[Member]) -> list[str]:
 def record_to_json(record: Record) -> str:
     """Encode like the reference: keys ``leader_id`` and ``members`` (``null`` if empty)."""
     # Assembled from memoised member texts: the same bytes json.dumps would produce.
-    leader = json.dumps(record.leader_id, ensure_ascii=False)
+    leader_id = record.leader_id
+    leader = _LEADERS.get(leader_id) if type(leader_id) is str else None
+    if leader is None:
+        leader = json.dumps(leader_id, ensure_ascii=False)
+        if type(leader_id) is str:
+            if len(_LEADERS) >= _MEMO_SIZE:
+                _LEADERS.clear()
+            _LEADERS[leader_id] = leader
     if not record.members:
         return f'{{"leader_id":{leader},"members":null}}'
     members = ",".join(_member_texts(record.members))
