@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import compress, repeat
-from operator import attrgetter, gt, is_not, itemgetter, ne, not_, sub
+from operator import gt, is_, is_not, not_
 from typing import Any, Final
 
 from leadersim.errors import CorruptRecordError
@@ -298,44 +298,27 @@ class Record:
 
     def find_member(self, member_id: str) -> Member | None:
         """Return the (first) member with id ``member_id``, or ``None``."""
-        members = self.members
-        try:
-            return members[list(map(_ID, members)).index(member_id)]
-        except ValueError:
-            return None
+        for member in self.members:
+            if member.id == member_id:
+                return member
+        return None
 
     def clone(self) -> Record:
         """Return a copy whose member list can be changed without touching this one."""
         return Record(self.leader_id, list(self.members), self.version)
 
 
-_ID = attrgetter("id")
-_JSON = attrgetter("_json")
-_EXACT = attrgetter("_exact")
-_LEASE = attrgetter("lease_duration")
-_STAMP = attrgetter("renew_time", "renew_time_ns")
-_FIRST = itemgetter(0)
-_SECOND = itemgetter(1)
-#: What a tracker has noted of a member it never saw: no stamp equals it.
-_UNSEEN: Final = (None, None)
-
-
-def _positions(values: list[Any], value: object) -> Iterator[int]:
-    """The indices of ``values`` holding ``value``, found by C-speed scans (few expected)."""
-    index = -1
-    while True:
-        try:
-            index = values.index(value, index + 1)
-        except ValueError:
-            return
-        yield index
+def _missing(values: list[Any]) -> Iterator[int]:
+    """The indices of ``values`` holding ``None`` (an identity test per item, at C speed)."""
+    return compress(range(len(values)), map(is_, values, repeat(None)))
 
 
 def _member_texts(members: list[Member]) -> list[str]:
     """The JSON text of each member: the memoised ones gathered at C speed, the rest encoded."""
-    texts: list[str | None] = list(map(_JSON, members))
-    for index in _positions(texts, None):
-        texts[index] = members[index].to_json()
+    texts: list[str | None] = [m._json for m in members]
+    if not all(texts):  # a memoised text is never empty
+        for index in _missing(texts):
+            texts[index] = members[index].to_json()
     return texts  # type: ignore[return-value]
 
 
@@ -368,12 +351,12 @@ def read_back(record: Record, version: int) -> Record:
         CorruptRecordError: a member's JSON is not one :func:`record_from_json` accepts.
     """
     members = record.members
-    texts = _member_texts(members)
-    exact = list(map(_EXACT, members))
-    if all(exact):
+    if all([m._exact for m in members]):  # each flag is set with the member's memoised text
         return Record(record.leader_id, list(members), version)
+    texts = _member_texts(members)
+    exact = [m._exact for m in members]
     decoded_members = list(members)
-    for index in _positions(exact, False):
+    for index in compress(range(len(exact)), map(not_, exact)):
         text = texts[index]
         decoded = _READ_BACK.get(text)
         if decoded is None:
@@ -477,7 +460,7 @@ def record_warnings(record: Record) -> list[str]:
             "such a slot, so no member will campaign"
         )
     members = record.members
-    if not any(map(gt, map(_LEASE, members), repeat(SUSPICIOUS_LEASE))):
+    if not any(map(gt, [m.lease_duration for m in members], repeat(SUSPICIOUS_LEASE))):
         return problems  # the common case, in one C-speed pass
     for member in members:
         if member.lease_duration > SUSPICIOUS_LEASE:
@@ -488,21 +471,26 @@ def record_warnings(record: Record) -> list[str]:
     return problems
 
 
-def _note_renewals(
-    seen: dict[str, tuple[tuple[datetime, int], float]],
+def _note_moved(
+    noted: dict[str, Member],
+    times: dict[str, float],
     ids: list[str],
     members: list[Member],
+    before: list[Member],
     now: float,
 ) -> None:
-    """Note at ``now`` each member (of distinct ``ids``) whose renew stamp is not the noted one.
+    """Note ``members`` (of distinct ``ids``), each not the noted object ``before`` of its id.
 
+    A member whose renew stamp differs from its noted one is noted as renewed at ``now``.
     C-speed passes, whatever the number of members.
     """
-    stamps = list(map(_STAMP, members))
-    renewed = list(map(ne, stamps, map(_FIRST, map(seen.get, ids, repeat(_UNSEEN)))))
+    renewed = [m.renew_time != b.renew_time for m, b in zip(members, before, strict=True)]
+    for index in compress(range(len(renewed)), map(not_, renewed)):
+        # The same instant: the nanoseconds beyond it decide.
+        renewed[index] = members[index].renew_time_ns != before[index].renew_time_ns
+    noted.update(zip(ids, members, strict=True))
     if any(renewed):
-        noted = zip(compress(stamps, renewed), repeat(now))  # repeat() is endless: no strict
-        seen.update(zip(compress(ids, renewed), noted, strict=True))
+        times.update(zip(compress(ids, renewed), repeat(now)))  # repeat(): no strict
 
 
 class RenewTracker:
@@ -519,10 +507,13 @@ class RenewTracker:
             reference) honours every advertised lease.
     """
 
-    __slots__ = ("_last", "_max_lease", "_orphan", "_present", "_seen")
+    __slots__ = ("_last", "_max_lease", "_noted", "_orphan", "_present", "_times")
 
     def __init__(self, max_lease: float = math.inf) -> None:
-        self._seen: dict[str, tuple[tuple[datetime, int], float]] = {}
+        # For each member id: the member whose renew stamp is noted, and when (own clock)
+        # this observer first saw that stamp.
+        self._noted: dict[str, Member] = {}
+        self._times: dict[str, float] = {}
         self._max_lease = max_lease
         self._orphan: tuple[str, float] | None = None
         # The members last observed, and their ids (the ids were distinct) or None.
@@ -542,27 +533,45 @@ class RenewTracker:
             moved = list(map(is_not, members, last))
             if any(moved):
                 changed = list(compress(members, moved))
-                ids = list(map(_ID, changed))
-                if ids != list(map(_ID, compress(last, moved))):
+                ids = [m.id for m in changed]
+                if ids != [m.id for m in compress(last, moved)]:
                     present = None  # ids moved: the full pass below re-notes everything
                 else:
-                    _note_renewals(self._seen, ids, changed, now)
+                    before = list(compress(last, moved))  # the noted members of those ids
+                    _note_moved(self._noted, self._times, ids, changed, before, now)
         else:
             present = None
         if present is None:
-            ids = list(map(_ID, members))
+            ids = [m.id for m in members]
             present = set(ids)
-            seen = self._seen
-            for member_id in seen.keys() - present:
-                del seen[member_id]
+            noted, times = self._noted, self._times
+            for member_id in noted.keys() - present:
+                del noted[member_id]
+                del times[member_id]
             if len(present) == len(ids):
-                _note_renewals(seen, ids, members, now)
+                olds: list[Member | None] = list(map(noted.get, ids))
+                if not all(olds):  # newcomers: noted as freshly renewed
+                    for index in _missing(olds):
+                        times[ids[index]] = now
+                        noted[ids[index]] = olds[index] = members[index]
+                moved = list(map(is_not, members, olds))
+                if all(moved):
+                    _note_moved(noted, times, ids, members, olds, now)  # type: ignore[arg-type]
+                elif any(moved):
+                    _note_moved(
+                        noted,
+                        times,
+                        list(compress(ids, moved)),
+                        list(compress(members, moved)),
+                        list(compress(olds, moved)),  # type: ignore[arg-type]
+                        now,
+                    )
             else:
                 for member in members:
-                    stamp = member.renew_stamp
-                    noted = seen.get(member.id)
-                    if noted is None or noted[0] != stamp:
-                        seen[member.id] = (stamp, now)
+                    old = noted.get(member.id)
+                    if old is None or old.renew_stamp != member.renew_stamp:
+                        times[member.id] = now
+                    noted[member.id] = member
             # The incremental pass assumes one entry per id (a duplicated id is re-noted
             # at every read, as the reference's loop does).
             self._present = present if len(present) == len(members) else None
@@ -574,10 +583,13 @@ class RenewTracker:
         elif self._orphan is None or self._orphan[0] != leader:
             self._orphan = (leader, now)
 
+    def _notes(self) -> dict[str, tuple[tuple[datetime, int], float]]:
+        """Each noted id's renew stamp and the time it was first seen (for tests)."""
+        return {i: (m.renew_stamp, self._times[i]) for i, m in self._noted.items()}
+
     def observed_at(self, member_id: str) -> float | None:
         """Monotonic time when ``member_id``'s current renewal was first seen, or None."""
-        seen = self._seen.get(member_id)
-        return None if seen is None else seen[1]
+        return self._times.get(member_id)
 
     def lease_of(self, member: Member) -> float:
         """The lease, in seconds, this observer grants ``member`` (its own, or the cap)."""
@@ -585,10 +597,10 @@ class RenewTracker:
 
     def is_expired(self, member: Member, now: float) -> bool:
         """Whether ``member``'s lease has run out at monotonic time ``now``."""
-        seen = self._seen.get(member.id)
+        seen = self._times.get(member.id)
         if seen is None:
             return True
-        return now - seen[1] > self.lease_of(member)
+        return now - seen > self.lease_of(member)
 
     def expiry_test(self, now: float) -> ExpiryTest:
         """:meth:`is_expired` at ``now`` as a one-argument test (for :func:`plan_renewal`).
@@ -596,12 +608,12 @@ class RenewTracker:
         The same answers, at one call per member instead of three; and
         :meth:`ExpiryTest.flags` answers for a whole member list at once.
         """
-        return ExpiryTest(self._seen, now, self._max_lease)
+        return ExpiryTest(self._times, now, self._max_lease)
 
     def expires_at(self, member: Member) -> float | None:
         """Monotonic time at which ``member`` expires for this observer, or None if unseen."""
-        seen = self._seen.get(member.id)
-        return None if seen is None else seen[1] + self.lease_of(member)
+        seen = self._times.get(member.id)
+        return None if seen is None else seen + self.lease_of(member)
 
     def orphan_expired(self, record: Record, now: float, lease: float) -> bool:
         """Whether ``record``'s leader id names no member and has for over ``lease`` s.
@@ -625,30 +637,33 @@ class ExpiryTest:
     when it is called.
     """
 
-    __slots__ = ("_cap", "_now", "_seen")
+    __slots__ = ("_cap", "_now", "_times")
 
-    def __init__(
-        self, seen: dict[str, tuple[tuple[datetime, int], float]], now: float, cap: float
-    ) -> None:
-        self._seen = seen
+    def __init__(self, times: dict[str, float], now: float, cap: float) -> None:
+        self._times = times
         self._now = now
         self._cap = cap
 
     def __call__(self, member: Member) -> bool:
         """Whether ``member``'s lease has run out (unseen members have)."""
-        seen = self._seen.get(member.id)
-        return seen is None or self._now - seen[1] > min(member.lease_duration, self._cap)
+        seen = self._times.get(member.id)
+        return seen is None or self._now - seen > min(member.lease_duration, self._cap)
 
-    def flags(self, members: list[Member]) -> list[bool]:
-        """``[self(m) for m in members]``, computed in C-speed passes."""
+    def flags(self, members: list[Member], ids: list[str] | None = None) -> list[bool]:
+        """``[self(m) for m in members]``, in one pass over ``members``.
+
+        Args:
+            members: The members to test.
+            ids: Their ids, if the caller has them already.
+        """
+        times, now, cap = self._times, self._now, self._cap
         try:
-            noted = list(map(_SECOND, map(self._seen.__getitem__, map(_ID, members))))
+            noted = [times[m.id] for m in members] if ids is None else [times[i] for i in ids]
         except KeyError:  # an unseen member: it is expired; answer one by one
-            return list(map(self, members))
-        leases: Iterable[float] = map(_LEASE, members)
-        if self._cap != math.inf:  # min(lease, inf) is the lease itself
-            leases = map(min, leases, repeat(self._cap))
-        return list(map(gt, map(sub, repeat(self._now), noted), leases))
+            return [self(m) for m in members]
+        if cap == math.inf:  # min(lease, inf) is the lease itself
+            return [now - t > m.lease_duration for t, m in zip(noted, members, strict=True)]
+        return [now - t > min(m.lease_duration, cap) for t, m in zip(noted, members, strict=True)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -692,8 +707,9 @@ def plan_renewal(
         record.leader_id = ""
         leader_changed = True
     members = record.members
+    ids = [m.id for m in members]
     if isinstance(is_expired, ExpiryTest):
-        flags = is_expired.flags(members)
+        flags = is_expired.flags(members, ids)
     else:
         flags = list(map(is_expired, members))
     expired: list[Member] = []
@@ -701,12 +717,13 @@ def plan_renewal(
     if any(flags):
         expired = list(compress(members, flags))
         active = list(compress(members, map(not_, flags)))
+        ids = list(compress(ids, map(not_, flags)))
         for member in expired:
             if member.id == record.leader_id:
                 record.leader_id = ""
                 leader_changed = True
     try:
-        index = list(map(_ID, active)).index(me.id)
+        index = ids.index(me.id)
     except ValueError:
         active.append(me.renewed(now_wall))
     else:

@@ -93,7 +93,7 @@ def test_incremental_observe_notes_what_the_full_pass_notes() -> None:
         _full_pass(slow)
         slow.observe(record, now)
         replay = f"replay: seed={seed} step={step}"
-        assert fast._seen == slow._seen, replay
+        assert fast._notes() == slow._notes(), replay
         assert fast._orphan == slow._orphan, replay
         probe = now + rng.uniform(0, 12)
         test = fast.expiry_test(probe)
