@@ -493,6 +493,13 @@ def _note_moved(
         times.update(zip(compress(ids, renewed), repeat(now)))  # repeat(): no strict
 
 
+def _forget(noted: dict[str, Member], times: dict[str, float], present: set[str]) -> None:
+    """Drop the notes of the ids not in ``present``."""
+    for member_id in noted.keys() - present:
+        del noted[member_id]
+        del times[member_id]
+
+
 class RenewTracker:
     """When this observer last saw each member's ``renew_time`` change (its own clock).
 
@@ -545,12 +552,12 @@ class RenewTracker:
             ids = [m.id for m in members]
             present = set(ids)
             noted, times = self._noted, self._times
-            for member_id in noted.keys() - present:
-                del noted[member_id]
-                del times[member_id]
             if len(present) == len(ids):
                 olds: list[Member | None] = list(map(noted.get, ids))
-                if not all(olds):  # newcomers: noted as freshly renewed
+                newcomers = 0 if all(olds) else sum(map(is_, olds, repeat(None)))
+                if len(noted) > len(ids) - newcomers:  # some noted ids are gone
+                    _forget(noted, times, present)
+                if newcomers:  # noted as freshly renewed
                     for index in _missing(olds):
                         times[ids[index]] = now
                         noted[ids[index]] = olds[index] = members[index]
@@ -567,6 +574,7 @@ class RenewTracker:
                         now,
                     )
             else:
+                _forget(noted, times, present)
                 for member in members:
                     old = noted.get(member.id)
                     if old is None or old.renew_stamp != member.renew_stamp:
