@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import compress, repeat
-from operator import gt, is_, is_not, not_
+from operator import is_, is_not, not_
 from typing import Any, Final
 
 from leadersim.errors import CorruptRecordError
@@ -460,7 +460,7 @@ def record_warnings(record: Record) -> list[str]:
             "such a slot, so no member will campaign"
         )
     members = record.members
-    if not any(map(gt, [m.lease_duration for m in members], repeat(SUSPICIOUS_LEASE))):
+    if not any([m.lease_duration > SUSPICIOUS_LEASE for m in members]):
         return problems  # the common case, in one C-speed pass
     for member in members:
         if member.lease_duration > SUSPICIOUS_LEASE:
@@ -666,12 +666,14 @@ class ExpiryTest:
         """
         times, now, cap = self._times, self._now, self._cap
         try:
-            noted = [times[m.id] for m in members] if ids is None else [times[i] for i in ids]
+            if cap != math.inf:
+                return [now - times[m.id] > min(m.lease_duration, cap) for m in members]
+            # min(lease, inf) is the lease itself
+            if ids is None:
+                return [now - times[m.id] > m.lease_duration for m in members]
+            return [now - times[i] > m.lease_duration for i, m in zip(ids, members, strict=True)]
         except KeyError:  # an unseen member: it is expired; answer one by one
             return [self(m) for m in members]
-        if cap == math.inf:  # min(lease, inf) is the lease itself
-            return [now - t > m.lease_duration for t, m in zip(noted, members, strict=True)]
-        return [now - t > min(m.lease_duration, cap) for t, m in zip(noted, members, strict=True)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
