@@ -540,11 +540,11 @@ class RenewTracker:
             moved = list(map(is_not, members, last))
             if any(moved):
                 changed = list(compress(members, moved))
+                before = list(compress(last, moved))  # the noted members at those places
                 ids = [m.id for m in changed]
-                if ids != [m.id for m in compress(last, moved)]:
+                if ids != [m.id for m in before]:
                     present = None  # ids moved: the full pass below re-notes everything
                 else:
-                    before = list(compress(last, moved))  # the noted members of those ids
                     _note_moved(self._noted, self._times, ids, changed, before, now)
         else:
             present = None
