@@ -485,9 +485,10 @@ def _note_moved(
     C-speed passes, whatever the number of members.
     """
     renewed = [m.renew_time != b.renew_time for m, b in zip(members, before, strict=True)]
-    for index in compress(range(len(renewed)), map(not_, renewed)):
-        # The same instant: the nanoseconds beyond it decide.
-        renewed[index] = members[index].renew_time_ns != before[index].renew_time_ns
+    if not all(renewed):
+        for index in compress(range(len(renewed)), map(not_, renewed)):
+            # The same instant: the nanoseconds beyond it decide.
+            renewed[index] = members[index].renew_time_ns != before[index].renew_time_ns
     noted.update(zip(ids, members, strict=True))
     if any(renewed):
         times.update(zip(compress(ids, renewed), repeat(now)))  # repeat(): no strict
@@ -538,9 +539,12 @@ class RenewTracker:
             # no id moves, the present ids stay those of the last full pass. (Each step
             # is a C-speed pass: a read after a round of N renewals shows N new objects.)
             moved = list(map(is_not, members, last))
-            if any(moved):
+            if all(moved):  # a read after a round of renewals: every member is new
+                changed, before = members, list(last)
+            else:
                 changed = list(compress(members, moved))
                 before = list(compress(last, moved))  # the noted members at those places
+            if changed:
                 ids = [m.id for m in changed]
                 if ids != [m.id for m in before]:
                     present = None  # ids moved: the full pass below re-notes everything
