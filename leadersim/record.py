@@ -13,10 +13,10 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from itertools import compress
-from operator import is_not
+from itertools import compress, repeat
+from operator import is_, is_not, not_
 from typing import Any, Final
 
 from leadersim.errors import CorruptRecordError
@@ -30,6 +30,7 @@ __all__ = [
     "ReleasePlan",
     "RenewPlan",
     "RenewTracker",
+    "ExpiryTest",
     "decode_stored_record",
     "format_go_time",
     "parse_go_time",
@@ -101,12 +102,13 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
         moment: An aware datetime (a naive one is taken as UTC).
         extra_nanos: Nanoseconds beyond ``moment``'s microseconds (0-999).
     """
-    offset = moment.utcoffset()
-    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
-    text = (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
+    if moment.tzinfo is UTC:
+        minutes = 0
+    else:
+        offset = moment.utcoffset()
+        minutes = 0 if offset is None else int(offset.total_seconds()) // 60
+    # isoformat() starts with "YYYY-MM-DDTHH:MM:SS" (the year zero-padded), whatever follows.
+    text = moment.isoformat()[:19]
     nanos = moment.microsecond * 1000 + extra_nanos
     if nanos:
         text += "." + f"{nanos:09d}".rstrip("0")
@@ -117,8 +119,12 @@ def format_go_time(moment: datetime, extra_nanos: int = 0) -> str:
 
 
 _MEMO_SIZE = 4096
-_HEADS: dict[tuple[str, str, str, float], str] = {}
+#: A member identity (id, name, address, lease) to its JSON text up to the renew time, and
+#: whether decoding that part gives the identity back exactly (see :meth:`Member.to_json`).
+_HEADS: dict[tuple[str, str, str, float], tuple[str, bool]] = {}
 _DECODED: dict[tuple[Any, ...], Member] = {}
+#: A leader id to its JSON string.
+_LEADERS: dict[str, str] = {}
 #: A member's JSON text to the member decoding it gives (see :func:`read_back`).
 _READ_BACK: dict[str, Member] = {}
 
@@ -148,6 +154,14 @@ class Member:
     # This member's JSON text, encoded on first use (members are immutable). Kept on the
     # instance: a memo keyed by the member would hash all its fields at every lookup.
     _json: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    # The text before the renew time and whether it decodes to this identity exactly,
+    # shared by the renewed copies (the identity does not change when a member renews).
+    _head: tuple[str, bool] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
+    # Set with _json: whether decoding this member's JSON gives this very member back
+    # (every field, to the float bit and the time zone object), so a reader can share it.
+    _exact: bool | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.renew_time.tzinfo is None:
@@ -162,7 +176,10 @@ class Member:
 
     def renewed(self, now_wall: datetime) -> Member:
         """Return a copy with ``renew_time`` set to ``now_wall`` (nanoseconds cleared)."""
-        return Member(self.id, self.name, self.address, self.lease_duration, now_wall, 0)
+        member = Member(self.id, self.name, self.address, self.lease_duration, now_wall, 0)
+        if self._head is not None:
+            object.__setattr__(member, "_head", self._head)
+        return member
 
     def to_json_dict(self) -> dict[str, Any]:
         """The reference's JSON object for this member (``lease_duration`` in ns)."""
@@ -180,19 +197,38 @@ class Member:
         if text is None:
             # Everything but the renew time rarely changes: encode it once per identity.
             # (An RFC 3339 timestamp needs no JSON escaping.)
-            identity = (self.id, self.name, self.address, self.lease_duration)
-            head = _HEADS.get(identity)
+            head = self._head
             if head is None:
-                if len(_HEADS) >= _MEMO_SIZE:
-                    _HEADS.clear()
-                fields = self.to_json_dict()
-                del fields["renew_time"]
-                body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-                head = _HEADS[identity] = body[:-1] + ',"renew_time":"'
-            stamp = format_go_time(self.renew_time, self.renew_time_ns)
-            text = f'{head}{stamp}"}}'
+                identity = (self.id, self.name, self.address, self.lease_duration)
+                head = _HEADS.get(identity)
+                if head is None:
+                    if len(_HEADS) >= _MEMO_SIZE:
+                        _HEADS.clear()
+                    head = _HEADS[identity] = self._encode_head()
+                object.__setattr__(self, "_head", head)
+            moment = self.renew_time
+            text = f'{head[0]}{format_go_time(moment, self.renew_time_ns)}"}}'
             object.__setattr__(self, "_json", text)
+            # Decoding gives back the UTC zone object itself (and fold 0) only for UTC.
+            object.__setattr__(self, "_exact", head[1] and moment.tzinfo is UTC and not moment.fold)
         return text
+
+    def _encode_head(self) -> tuple[str, bool]:
+        """The JSON text up to the renew time, and whether it decodes to this identity."""
+        fields = self.to_json_dict()
+        del fields["renew_time"]
+        body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        lease = self.lease_duration
+        nanos = fields["lease_duration"]
+        exact = (
+            type(self.id) is str
+            and type(self.name) is str
+            and type(self.address) is str
+            and type(lease) is float
+            and abs(nanos) <= MAX_LEASE_NS
+            and (nanos / _NANOS_PER_SECOND).hex() == lease.hex()
+        )
+        return body[:-1] + ',"renew_time":"', exact
 
     @classmethod
     def from_json_dict(cls, data: Any) -> Member:
@@ -261,7 +297,7 @@ class Record:
     version: int = 0
 
     def find_member(self, member_id: str) -> Member | None:
-        """Return the member with id ``member_id``, or ``None``."""
+        """Return the (first) member with id ``member_id``, or ``None``."""
         for member in self.members:
             if member.id == member_id:
                 return member
@@ -272,29 +308,56 @@ class Record:
         return Record(self.leader_id, list(self.members), self.version)
 
 
+def _missing(values: list[Any]) -> Iterator[int]:
+    """The indices of ``values`` holding ``None`` (an identity test per item, at C speed)."""
+    return compress(range(len(values)), map(is_, values, repeat(None)))
+
+
+def _member_texts(members: list[Member]) -> list[str]:
+    """The JSON text of each member: the memoised ones gathered at C speed, the rest encoded."""
+    texts: list[str | None] = [m._json for m in members]
+    if not all(texts):  # a memoised text is never empty
+        for index in _missing(texts):
+            texts[index] = members[index].to_json()
+    return texts  # type: ignore[return-value]
+
+
 def record_to_json(record: Record) -> str:
     """Encode like the reference: keys ``leader_id`` and ``members`` (``null`` if empty)."""
     # Assembled from memoised member texts: the same bytes json.dumps would produce.
-    leader = json.dumps(record.leader_id, ensure_ascii=False)
+    leader_id = record.leader_id
+    leader = _LEADERS.get(leader_id) if type(leader_id) is str else None
+    if leader is None:
+        leader = json.dumps(leader_id, ensure_ascii=False)
+        if type(leader_id) is str:
+            if len(_LEADERS) >= _MEMO_SIZE:
+                _LEADERS.clear()
+            _LEADERS[leader_id] = leader
     if not record.members:
         return f'{{"leader_id":{leader},"members":null}}'
-    members = ",".join(m.to_json() for m in record.members)
+    members = ",".join(_member_texts(record.members))
     return f'{{"leader_id":{leader},"members":[{members}]}}'
 
 
 def read_back(record: Record, version: int) -> Record:
     """The record that decoding ``record_to_json(record)`` at ``version`` gives.
 
-    The same members :func:`record_from_json` would build (each decoded from its own JSON
-    text, once per distinct text), without parsing the whole record: what a storage that
-    keeps the decoded copy of what it wrote hands its next reader.
+    The same members :func:`record_from_json` would build, without parsing the whole
+    record: a member whose JSON decodes to itself exactly is shared, any other is decoded
+    from its own JSON text (once per distinct text). What a storage that keeps the decoded
+    copy of what it wrote hands its next reader.
 
     Raises:
         CorruptRecordError: a member's JSON is not one :func:`record_from_json` accepts.
     """
-    members = []
-    for member in record.members:
-        text = member.to_json()
+    members = record.members
+    if all([m._exact for m in members]):  # each flag is set with the member's memoised text
+        return Record(record.leader_id, list(members), version)
+    texts = _member_texts(members)
+    exact = [m._exact for m in members]
+    decoded_members = list(members)
+    for index in compress(range(len(exact)), map(not_, exact)):
+        text = texts[index]
         decoded = _READ_BACK.get(text)
         if decoded is None:
             try:
@@ -304,8 +367,8 @@ def read_back(record: Record, version: int) -> Record:
             if len(_READ_BACK) >= _MEMO_SIZE:
                 _READ_BACK.clear()
             _READ_BACK[text] = decoded
-        members.append(decoded)
-    return Record(record.leader_id, members, version)
+        decoded_members[index] = decoded
+    return Record(record.leader_id, decoded_members, version)
 
 
 def record_from_json(text: str | bytes, version: int = 0) -> Record:
@@ -396,13 +459,46 @@ def record_warnings(record: Record) -> list[str]:
             f"leader_id {record.leader_id!r} names no member: the reference never clears "
             "such a slot, so no member will campaign"
         )
-    for member in record.members:
+    members = record.members
+    if not any([m.lease_duration > SUSPICIOUS_LEASE for m in members]):
+        return problems  # the common case, in one C-speed pass
+    for member in members:
         if member.lease_duration > SUSPICIOUS_LEASE:
             problems.append(
                 f"member {member.id!r} advertises a lease of {member.lease_duration:.6g} s "
                 f"(over {SUSPICIOUS_LEASE:g} s): it would not expire for that long"
             )
     return problems
+
+
+def _note_moved(
+    noted: dict[str, Member],
+    times: dict[str, float],
+    ids: list[str],
+    members: list[Member],
+    before: list[Member],
+    now: float,
+) -> None:
+    """Note ``members`` (of distinct ``ids``), each not the noted object ``before`` of its id.
+
+    A member whose renew stamp differs from its noted one is noted as renewed at ``now``.
+    C-speed passes, whatever the number of members.
+    """
+    renewed = [m.renew_time != b.renew_time for m, b in zip(members, before, strict=True)]
+    if not all(renewed):
+        for index in compress(range(len(renewed)), map(not_, renewed)):
+            # The same instant: the nanoseconds beyond it decide.
+            renewed[index] = members[index].renew_time_ns != before[index].renew_time_ns
+    noted.update(zip(ids, members, strict=True))
+    if any(renewed):
+        times.update(zip(compress(ids, renewed), repeat(now)))  # repeat(): no strict
+
+
+def _forget(noted: dict[str, Member], times: dict[str, float], present: set[str]) -> None:
+    """Drop the notes of the ids not in ``present``."""
+    for member_id in noted.keys() - present:
+        del noted[member_id]
+        del times[member_id]
 
 
 class RenewTracker:
@@ -419,10 +515,13 @@ class RenewTracker:
             reference) honours every advertised lease.
     """
 
-    __slots__ = ("_last", "_max_lease", "_orphan", "_present", "_seen")
+    __slots__ = ("_last", "_max_lease", "_noted", "_orphan", "_present", "_times")
 
     def __init__(self, max_lease: float = math.inf) -> None:
-        self._seen: dict[str, tuple[tuple[datetime, int], float]] = {}
+        # For each member id: the member whose renew stamp is noted, and when (own clock)
+        # this observer first saw that stamp.
+        self._noted: dict[str, Member] = {}
+        self._times: dict[str, float] = {}
         self._max_lease = max_lease
         self._orphan: tuple[str, float] | None = None
         # The members last observed, and their ids (the ids were distinct) or None.
@@ -437,26 +536,54 @@ class RenewTracker:
         if present is not None and len(members) == len(last):
             # Incremental: the members that are the very objects observed last time are
             # noted already (members are immutable); only the others need a look. While
-            # no id moves, the present ids stay those of the last full pass.
-            for index in compress(range(len(members)), map(is_not, members, last)):
-                member = members[index]
-                if member.id != last[index].id:
+            # no id moves, the present ids stay those of the last full pass. (Each step
+            # is a C-speed pass: a read after a round of N renewals shows N new objects.)
+            moved = list(map(is_not, members, last))
+            if all(moved):  # a read after a round of renewals: every member is new
+                changed, before = members, list(last)
+            else:
+                changed = list(compress(members, moved))
+                before = list(compress(last, moved))  # the noted members at those places
+            if changed:
+                ids = [m.id for m in changed]
+                if ids != [m.id for m in before]:
                     present = None  # ids moved: the full pass below re-notes everything
-                    break
-                stamp = member.renew_stamp
-                if self._seen[member.id][0] != stamp:
-                    self._seen[member.id] = (stamp, now)
+                else:
+                    _note_moved(self._noted, self._times, ids, changed, before, now)
         else:
             present = None
         if present is None:
-            present = {m.id for m in members}
-            for member_id in [i for i in self._seen if i not in present]:
-                del self._seen[member_id]
-            for member in members:
-                stamp = member.renew_stamp
-                seen = self._seen.get(member.id)
-                if seen is None or seen[0] != stamp:
-                    self._seen[member.id] = (stamp, now)
+            ids = [m.id for m in members]
+            present = set(ids)
+            noted, times = self._noted, self._times
+            if len(present) == len(ids):
+                olds: list[Member | None] = list(map(noted.get, ids))
+                newcomers = 0 if all(olds) else sum(map(is_, olds, repeat(None)))
+                if len(noted) > len(ids) - newcomers:  # some noted ids are gone
+                    _forget(noted, times, present)
+                if newcomers:  # noted as freshly renewed
+                    for index in _missing(olds):
+                        times[ids[index]] = now
+                        noted[ids[index]] = olds[index] = members[index]
+                moved = list(map(is_not, members, olds))
+                if all(moved):
+                    _note_moved(noted, times, ids, members, olds, now)  # type: ignore[arg-type]
+                elif any(moved):
+                    _note_moved(
+                        noted,
+                        times,
+                        list(compress(ids, moved)),
+                        list(compress(members, moved)),
+                        list(compress(olds, moved)),  # type: ignore[arg-type]
+                        now,
+                    )
+            else:
+                _forget(noted, times, present)
+                for member in members:
+                    old = noted.get(member.id)
+                    if old is None or old.renew_stamp != member.renew_stamp:
+                        times[member.id] = now
+                    noted[member.id] = member
             # The incremental pass assumes one entry per id (a duplicated id is re-noted
             # at every read, as the reference's loop does).
             self._present = present if len(present) == len(members) else None
@@ -468,10 +595,13 @@ class RenewTracker:
         elif self._orphan is None or self._orphan[0] != leader:
             self._orphan = (leader, now)
 
+    def _notes(self) -> dict[str, tuple[tuple[datetime, int], float]]:
+        """Each noted id's renew stamp and the time it was first seen (for tests)."""
+        return {i: (m.renew_stamp, self._times[i]) for i, m in self._noted.items()}
+
     def observed_at(self, member_id: str) -> float | None:
         """Monotonic time when ``member_id``'s current renewal was first seen, or None."""
-        seen = self._seen.get(member_id)
-        return None if seen is None else seen[1]
+        return self._times.get(member_id)
 
     def lease_of(self, member: Member) -> float:
         """The lease, in seconds, this observer grants ``member`` (its own, or the cap)."""
@@ -479,29 +609,23 @@ class RenewTracker:
 
     def is_expired(self, member: Member, now: float) -> bool:
         """Whether ``member``'s lease has run out at monotonic time ``now``."""
-        seen = self._seen.get(member.id)
+        seen = self._times.get(member.id)
         if seen is None:
             return True
-        return now - seen[1] > self.lease_of(member)
+        return now - seen > self.lease_of(member)
 
-    def expiry_test(self, now: float) -> Callable[[Member], bool]:
+    def expiry_test(self, now: float) -> ExpiryTest:
         """:meth:`is_expired` at ``now`` as a one-argument test (for :func:`plan_renewal`).
 
-        The same answers, at one call per member instead of three.
+        The same answers, at one call per member instead of three; and
+        :meth:`ExpiryTest.flags` answers for a whole member list at once.
         """
-        seen_of = self._seen.get
-        cap = self._max_lease
-
-        def expired(member: Member) -> bool:
-            seen = seen_of(member.id)
-            return seen is None or now - seen[1] > min(member.lease_duration, cap)
-
-        return expired
+        return ExpiryTest(self._times, now, self._max_lease)
 
     def expires_at(self, member: Member) -> float | None:
         """Monotonic time at which ``member`` expires for this observer, or None if unseen."""
-        seen = self._seen.get(member.id)
-        return None if seen is None else seen[1] + self.lease_of(member)
+        seen = self._times.get(member.id)
+        return None if seen is None else seen + self.lease_of(member)
 
     def orphan_expired(self, record: Record, now: float, lease: float) -> bool:
         """Whether ``record``'s leader id names no member and has for over ``lease`` s.
@@ -516,6 +640,44 @@ class RenewTracker:
             and record.find_member(record.leader_id) is None
             and now - orphan[1] > lease
         )
+
+
+class ExpiryTest:
+    """:meth:`RenewTracker.is_expired` at one instant, as a test of one member or many.
+
+    Made by :meth:`RenewTracker.expiry_test`; it reads the tracker's notes as they are
+    when it is called.
+    """
+
+    __slots__ = ("_cap", "_now", "_times")
+
+    def __init__(self, times: dict[str, float], now: float, cap: float) -> None:
+        self._times = times
+        self._now = now
+        self._cap = cap
+
+    def __call__(self, member: Member) -> bool:
+        """Whether ``member``'s lease has run out (unseen members have)."""
+        seen = self._times.get(member.id)
+        return seen is None or self._now - seen > min(member.lease_duration, self._cap)
+
+    def flags(self, members: list[Member], ids: list[str] | None = None) -> list[bool]:
+        """``[self(m) for m in members]``, in one pass over ``members``.
+
+        Args:
+            members: The members to test.
+            ids: Their ids, if the caller has them already.
+        """
+        times, now, cap = self._times, self._now, self._cap
+        try:
+            if cap != math.inf:
+                return [now - times[m.id] > min(m.lease_duration, cap) for m in members]
+            # min(lease, inf) is the lease itself
+            if ids is None:
+                return [now - times[m.id] > m.lease_duration for m in members]
+            return [now - times[i] > m.lease_duration for i, m in zip(ids, members, strict=True)]
+        except KeyError:  # an unseen member: it is expired; answer one by one
+            return [self(m) for m in members]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -558,22 +720,28 @@ def plan_renewal(
     if clear_orphan and record.leader_id and record.find_member(record.leader_id) is None:
         record.leader_id = ""
         leader_changed = True
+    members = record.members
+    ids = [m.id for m in members]
+    if isinstance(is_expired, ExpiryTest):
+        flags = is_expired.flags(members, ids)
+    else:
+        flags = list(map(is_expired, members))
     expired: list[Member] = []
-    active: list[Member] = []
-    for member in record.members:
-        if is_expired(member):
-            expired.append(member)
+    active = members
+    if any(flags):
+        expired = list(compress(members, flags))
+        active = list(compress(members, map(not_, flags)))
+        ids = list(compress(ids, map(not_, flags)))
+        for member in expired:
             if member.id == record.leader_id:
                 record.leader_id = ""
                 leader_changed = True
-        else:
-            active.append(member)
-    for index, member in enumerate(active):
-        if member.id == me.id:
-            active[index] = member.renewed(now_wall)
-            break
-    else:
+    try:
+        index = ids.index(me.id)
+    except ValueError:
         active.append(me.renewed(now_wall))
+    else:
+        active[index] = active[index].renewed(now_wall)
     record.members = active
     campaigned = False
     if not may_campaign:

@@ -21,6 +21,7 @@ from leadersim.record import (
     Member,
     Record,
     RenewTracker,
+    plan_renewal,
     read_back,
     record_from_json,
     record_to_json,
@@ -92,13 +93,23 @@ def test_incremental_observe_notes_what_the_full_pass_notes() -> None:
         _full_pass(slow)
         slow.observe(record, now)
         replay = f"replay: seed={seed} step={step}"
-        assert fast._seen == slow._seen, replay
+        assert fast._notes() == slow._notes(), replay
         assert fast._orphan == slow._orphan, replay
         probe = now + rng.uniform(0, 12)
         test = fast.expiry_test(probe)
         for m in [*members, *pool.values()]:
             assert test(m) == slow.is_expired(m, probe), replay
             assert fast.expires_at(m) == slow.expires_at(m), replay
+        everyone = [*members, *pool.values()]
+        assert test.flags(everyone) == [slow.is_expired(m, probe) for m in everyone], replay
+        # The renewal planned with the tracker's test is the one planned member by member.
+        me = pool[rng.choice(ids)]
+        wall = BASE + timedelta(seconds=now)
+        fast_plan = plan_renewal(record, me, wall, test, may_campaign=True)
+        slow_plan = plan_renewal(
+            record, me, wall, lambda m, p=probe: slow.is_expired(m, p), may_campaign=True
+        )
+        assert fast_plan == slow_plan, replay
 
 
 def test_expiry_test_applies_the_lease_cap() -> None:
@@ -108,6 +119,21 @@ def test_expiry_test_applies_the_lease_cap() -> None:
     assert not tracker.expiry_test(105.0)(m)
     assert tracker.expiry_test(105.1)(m) == tracker.is_expired(m, 105.1) is True
     assert tracker.expiry_test(0.0)(Member("unseen")) is True
+    assert tracker.expiry_test(105.1).flags([m, Member("unseen"), m]) == [True, True, True]
+    assert tracker.expiry_test(105.0).flags([m, Member("unseen")]) == [False, True]
+
+
+def test_read_back_shares_only_the_members_that_decode_to_themselves() -> None:
+    exact = Member("a", "a", "a:1", 10.0, BASE + timedelta(microseconds=5))
+    int_lease = Member("b", "b", "b:1", 10, BASE)  # type: ignore[arg-type]
+    zoned = Member("c", "c", "c:1", 2.5e-10, BASE.astimezone(timezone(timedelta(hours=8))))
+    got = read_back(Record("a", [exact, int_lease, zoned], 0), 3)
+    assert got.members[0] is exact
+    assert got.members[1] is not int_lease
+    assert type(got.members[1].lease_duration) is float
+    assert got.members[2] is not zoned
+    assert got.members[2].lease_duration != zoned.lease_duration
+    assert got == record_from_json(record_to_json(Record("a", [exact, int_lease, zoned])), 3)
 
 
 def test_the_server_decodes_a_row_changed_behind_its_back() -> None:

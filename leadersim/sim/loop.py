@@ -31,7 +31,7 @@ import contextlib
 import contextvars
 import functools
 import heapq
-from asyncio import events
+from asyncio import base_events, events, format_helpers
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -124,26 +124,17 @@ class _SimPySelector:
         self._loop = loop
 
     def select(self, timeout: float | None) -> list[Any]:
-        if timeout == 0:
-            return []
-        env = self._loop.env
-        next_simpy = env.peek()
-        target = float("inf") if timeout is None else env.now + timeout
-        if next_simpy <= target:
-            if next_simpy == float("inf"):
-                raise SimulationDeadlock(
-                    f"simulation deadlocked at t={env.now:.6f} s: no ready callback, "
-                    "no timer and no SimPy event (is every node paused forever?)"
-                )
-            env.step()  # may resolve asyncio futures; return to run their callbacks
-        else:
-            # Jump to the earliest asyncio timer. No SimPy event lies before it, so moving
-            # SimPy's clock forward skips nothing (cheaper than a dummy timeout event).
-            env._now = target
+        self._loop._advance(timeout)
         return []
 
     def close(self) -> None:
         pass
+
+
+# asyncio's own thresholds for purging cancelled timers (kept: the purge reorders the heap).
+_MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
+_MIN_CANCELLED_SHARE = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION  # type: ignore[attr-defined]
+_MAX_SELECT = base_events.MAXIMUM_SELECT_TIMEOUT  # type: ignore[attr-defined]
 
 
 class SimLoop(asyncio.BaseEventLoop):
@@ -173,6 +164,119 @@ class SimLoop(asyncio.BaseEventLoop):
         self._failure: BaseException | None = None
         self._failed_tasks: list[tuple[asyncio.Task[Any], NodeTag | None, float]] = []
         self._closing = False
+        # The timers, a heap of (when, handle) in place of asyncio's heap of handles: the
+        # tuples compare by ``when`` in C, and give every comparison the handles' own
+        # comparison gives (a tie is "not less" both ways), so the heap keeps asyncio's
+        # exact order.
+        self._timers: list[tuple[float, events.TimerHandle]] = []
+
+    # -- the loop's iteration -------------------------------------------------------
+
+    def _advance(self, timeout: float | None) -> None:
+        """Where asyncio would wait for I/O up to ``timeout`` s: advance SimPy instead.
+
+        To the next SimPy event or the end of ``timeout`` (the earliest asyncio timer),
+        whichever comes first.
+
+        Raises:
+            SimulationDeadlock: there is neither.
+        """
+        if timeout == 0:
+            return
+        env = self.env
+        next_simpy = env.peek()
+        target = float("inf") if timeout is None else env._now + timeout
+        if next_simpy <= target:
+            if next_simpy == float("inf"):
+                raise SimulationDeadlock(
+                    f"simulation deadlocked at t={env._now:.6f} s: no ready callback, "
+                    "no timer and no SimPy event (is every node paused forever?)"
+                )
+            env.step()  # may resolve asyncio futures; return to run their callbacks
+        else:
+            # Jump to the earliest asyncio timer. No SimPy event lies before it, so moving
+            # SimPy's clock forward skips nothing (cheaper than a dummy timeout event).
+            env._now = target
+
+    def _callback_raised(self, handle: events.Handle, exc: BaseException) -> None:
+        """Report ``exc`` from ``handle``'s callback with the context ``Handle._run`` gives."""
+        callback, args = handle._callback, handle._args  # type: ignore[attr-defined]
+        source = format_helpers._format_callback_source(callback, args)
+        context: dict[str, Any] = {
+            "message": f"Exception in callback {source}",
+            "exception": exc,
+            "handle": handle,
+        }
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]
+        self.call_exception_handler(context)
+
+    def _run_once(self) -> None:
+        """Run loop iterations as ``BaseEventLoop._run_once`` does, until the loop stops.
+
+        The same steps in the same order (purge cancelled timers, advance the clock when
+        nothing is ready, move the due timers to the ready queue, run what was ready),
+        without the selector, the I/O events and the per-iteration call; a handle of a
+        paused or crashed node is held back or dropped here, as its ``_run`` would.
+        """
+        ready = self._ready  # type: ignore[attr-defined]
+        popleft = ready.popleft
+        append = ready.append
+        env = self.env
+        resolution = self._clock_resolution
+        while True:
+            timers = self._timers
+            count = len(timers)
+            if (
+                count > _MIN_SCHEDULED
+                and self._timer_cancelled_count / count > _MIN_CANCELLED_SHARE  # type: ignore[has-type]
+            ):
+                kept = []
+                for entry in timers:
+                    if entry[1]._cancelled:
+                        entry[1]._scheduled = False  # type: ignore[attr-defined]
+                    else:
+                        kept.append(entry)
+                heapq.heapify(kept)
+                self._timers = timers = kept
+                self._timer_cancelled_count = 0
+            else:
+                while timers and timers[0][1]._cancelled:
+                    self._timer_cancelled_count -= 1
+                    heapq.heappop(timers)[1]._scheduled = False  # type: ignore[attr-defined]
+            if not ready and not self._stopping:
+                if timers:
+                    timeout = min(max(0, timers[0][0] - env._now), _MAX_SELECT)
+                    if timeout:
+                        self._advance(timeout)
+                else:
+                    self._advance(None)
+            end_time = env._now + resolution
+            while timers and not timers[0][0] >= end_time:
+                handle = heapq.heappop(timers)[1]
+                handle._scheduled = False  # type: ignore[attr-defined]
+                append(handle)
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                cls = type(handle)
+                if (cls is not _GatedHandle and cls is not _GatedTimerHandle) or self._debug:  # type: ignore[attr-defined]
+                    self._current_handle = handle
+                    handle._run()
+                    self._current_handle = None
+                    continue
+                if _held_back(handle):
+                    continue
+                # Handle._run, inline (one call fewer per callback).
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._callback_raised(handle, exc)
+            if self._stopping:
+                return
 
     # -- time ---------------------------------------------------------------------
 
@@ -189,7 +293,8 @@ class SimLoop(asyncio.BaseEventLoop):
         context: contextvars.Context | None = None,
     ) -> events.Handle:
         """Schedule ``callback`` (held while its node is paused, dropped once crashed)."""
-        self._check_closed()  # type: ignore[attr-defined]
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
         handle = _GatedHandle(callback, args, self, context)
         self._ready.append(handle)  # type: ignore[attr-defined]
         return handle
@@ -202,11 +307,24 @@ class SimLoop(asyncio.BaseEventLoop):
         context: contextvars.Context | None = None,
     ) -> events.TimerHandle:
         """Schedule ``callback`` at simulated time ``when`` (gated like :meth:`call_soon`)."""
-        self._check_closed()  # type: ignore[attr-defined]
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
         timer = _GatedTimerHandle(when, callback, args, self, context)
-        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        heapq.heappush(self._timers, (when, timer))
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
+
+    def call_later(  # type: ignore[override]
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> events.TimerHandle:
+        """Schedule ``callback`` ``delay`` simulated seconds from now (see :meth:`call_at`)."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(self.env._now + delay, callback, *args, context=context)
 
     def call_soon_threadsafe(  # type: ignore[override]
         self,
@@ -402,6 +520,7 @@ class SimLoop(asyncio.BaseEventLoop):
             task._log_traceback = False
         self._failed_tasks.clear()
         super().close()
+        self._timers.clear()
 
 
 def _short(text: str) -> str:

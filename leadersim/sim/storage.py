@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import simpy
+from simpy.events import NORMAL
 
 from leadersim.errors import NotLeaderError, RecordConflictError, StorageError
 from leadersim.record import MAX_VERSION, Record, read_back
@@ -121,20 +122,22 @@ class StorageServer:
 
     # ------------------------------------------------------------------ pipeline
 
-    def _one_way(self, node: str, op: str) -> float:
+    def _one_way(self, node: str, op: str, faults: StorageFaults) -> float:
         latency = self.latency
         if self.latency_by_node or self.latency_by_op:
             latency = self.latency_by_node.get(node) or self.latency_by_op.get(op) or latency
-        return latency.sample(self._rng) + self.faults(node).leg_delay()
+        return latency.sample(self._rng) + faults.leg_delay()
 
-    def _at(self, delay: float, callback: Callable[[], None]) -> None:
+    def _at(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback(*args)`` ``delay`` simulated seconds from now (now if not > 0)."""
         if delay <= 0.0:
             # A zero-latency leg happens now: no SimPy event needed. (The client's
             # future may then be done before it is awaited, like a cache hit.)
-            callback()
+            callback(*args)
             return
-        event = self.env.timeout(delay)
-        event.callbacks.append(lambda _event: callback())
+        # Scheduled like a SimPy timeout (same priority, same event counter, so the same
+        # order), as a bare event that only runs the callback.
+        self.env.schedule(_Leg(callback, args), NORMAL, delay)  # type: ignore[arg-type]
 
     def submit(
         self, node: str, op: str, execute: Callable[[OpRecord], T], *, write: bool
@@ -155,13 +158,18 @@ class StorageServer:
             record.outcome = "error"
             after = faults.error_after_s or 0.0
             error = refusal("error", node, op, after)
-            self._at(after, lambda: self._reply(record, future, error, None))
+            self._at(after, self._reply, record, future, error, None, faults)
         elif sent == "lost":
             self._emit(record, "no_reply")
         else:
             self._at(
-                self._one_way(node, op),
-                lambda: self._arrive(record, future, execute, write),
+                self._one_way(node, op, faults),
+                self._arrive,
+                record,
+                future,
+                execute,
+                write,
+                faults,
             )
         return future
 
@@ -171,9 +179,9 @@ class StorageServer:
         future: asyncio.Future[T],
         execute: Callable[[OpRecord], T],
         write: bool,
+        faults: StorageFaults,
     ) -> None:
         record.arrived_at = self._now()
-        faults = self.faults(record.node)
         result: T | None = None
         error: BaseException | None = None
         extra_delay: float | None = 0.0
@@ -196,8 +204,13 @@ class StorageServer:
             self._emit(record, "no_reply")
             return
         self._at(
-            self._one_way(record.node, record.op) + extra_delay,
-            lambda: self._reply(record, future, error, result),
+            self._one_way(record.node, record.op, faults) + extra_delay,
+            self._reply,
+            record,
+            future,
+            error,
+            result,
+            faults,
         )
 
     def _reply(
@@ -206,8 +219,9 @@ class StorageServer:
         future: asyncio.Future[T],
         error: BaseException | None,
         result: T | None,
+        faults: StorageFaults,
     ) -> None:
-        if self.faults(record.node).reply_lost():
+        if faults.reply_lost():
             self._emit(record, "no_reply")
             return
         record.replied_at = self._now()
@@ -323,6 +337,22 @@ class SimStorage:
         outcome = await future
         value: T = outcome.unwrap()
         return value
+
+
+class _Leg:
+    """One leg of an operation in flight: the bare SimPy event :meth:`StorageServer._at` uses."""
+
+    __slots__ = ("_args", "_call", "_ok", "callbacks")
+
+    def __init__(self, call: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self._call = call
+        self._args = args
+        self._ok = True  # SimPy's step checks it: a leg never fails
+        self.callbacks: list[Callable[[_Leg], None]] | None = [_fire]
+
+
+def _fire(leg: _Leg) -> None:
+    leg._call(*leg._args)
 
 
 @dataclasses.dataclass(slots=True)

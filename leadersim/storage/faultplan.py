@@ -235,7 +235,7 @@ class StorageFaults:
 
     def leg_delay(self) -> float:
         """Seconds a ``slow`` fault adds to one way (request or reply): half its total."""
-        return self.slow_s / 2
+        return self._slow_s / 2
 
     def on_arrival(self, write: bool, rng: random.Random) -> Arrival:
         """What happens to a request when it reaches the storage.
