@@ -111,15 +111,61 @@ def run_detangle(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     return int(detangle.run(main, config=config))
 
 
+def run_seedloop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """seedloop's ``DeterministicLoop`` (asyncio's FIFO order, virtual time)."""
+    from seedloop._loop import DeterministicLoop
+
+    loop = DeterministicLoop()
+    try:
+        return int(loop.run_until_complete(main()))
+    finally:
+        loop.close()
+
+
+class _FirstReady:
+    """A scheduling policy that always runs the oldest ready callback (asyncio's order)."""
+
+    diverged_at = None
+    descriptor = "first-ready"
+
+    def __init__(self, loop: object = None) -> None:
+        pass
+
+    def choose(self, ready: object) -> int:
+        return 0
+
+    pick = choose
+
+
+def run_simloop_peer(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """simloop's ``SimLoop`` with a first-ready policy (no seeded reordering)."""
+    import simloop
+
+    loop = simloop.SimLoop(seed=0)
+    loop._policy = _FirstReady()
+    try:
+        return int(loop.run_until_complete(main()))
+    finally:
+        loop.close()
+
+
+def run_simloom(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """simloom's ``run`` with a first-ready scheduler (no schedule exploration)."""
+    import simloom
+
+    result = simloom.run(main, seed=0, scheduler=_FirstReady, world=False)
+    return int(result.value)
+
+
 #: (label, importable module, minimum Python, runner). The first is the reference.
 PEERS: list[tuple[str, str, tuple[int, int], Runner]] = [
     ("leadersim SimLoop", "simpy", (3, 11), run_simloop),
     ("looptime (noop_cycles=0, tuned)", "looptime", (3, 9), _looptime(0)),
     ("looptime (default, noop_cycles=42)", "looptime", (3, 9), _looptime(42)),
     ("detangle", "detangle", (3, 11), run_detangle),
-    ("seedloop", "seedloop", (3, 12), lambda main: 0),
-    ("simloop", "simloop", (3, 12), lambda main: 0),
-    ("simloom", "simloom", (3, 12), lambda main: 0),
+    ("seedloop", "seedloop", (3, 12), run_seedloop),
+    ("simloop (FIFO policy)", "simloop", (3, 12), run_simloop_peer),
+    ("simloom (FIFO scheduler)", "simloom", (3, 12), run_simloom),
 ]
 
 
