@@ -162,10 +162,10 @@ class _GatedTimerHandle(events.TimerHandle):
             return
         # TimerHandle.cancel with the loop's _timer_handle_cancelled inline.
         if self._scheduled:
-            loop._timer_cancelled_count += 1  # type: ignore[attr-defined]
+            loop._timer_cancelled_count += 1
         self._cancelled = True
-        self._callback = None
-        self._args = None
+        self._callback = None  # type: ignore[assignment]
+        self._args = None  # type: ignore[assignment]
 
     def _run(self) -> None:
         if not _held_back(self):
@@ -370,7 +370,7 @@ class SimLoop(asyncio.BaseEventLoop):
             raise RuntimeError("Event loop is closed")
         timer = _GatedTimerHandle(when, callback, args, self, context)
         heapq.heappush(self._timers, (when, timer))
-        timer._scheduled = True  # type: ignore[attr-defined]
+        timer._scheduled = True
         return timer
 
     def call_later(  # type: ignore[override]
