@@ -542,4 +542,7 @@ def read_trace_dir(directory: str | Path) -> list[TraceEvent]:
 
 def run_start(events: Iterable[TraceEvent]) -> float | None:
     """The true time of the first ``run_started`` event, or ``None`` if there is none."""
+    if isinstance(events, Trace):  # found without building every event (a simulation has none)
+        found = events.positions(EventKind.RUN_STARTED)
+        return events[found[0]].true_time if found else None
     return next((e.true_time for e in events if e.kind is EventKind.RUN_STARTED), None)

@@ -12,7 +12,7 @@ import pytest
 
 from leadersim import simulate
 from leadersim.analysis.result import Result
-from leadersim.trace import EventKind, Trace, TraceEvent, TraceRecorder, read_jsonl
+from leadersim.trace import EventKind, Trace, TraceEvent, TraceRecorder, read_jsonl, run_start
 
 #: Events with the details types a trace holds, and the ones a packed store must not
 #: change: an int true time (SimPy's first instant), ints beyond 64 bits, -0.0, None,
@@ -122,3 +122,30 @@ def test_memory_per_event_of_a_simulated_result() -> None:
     finally:
         tracemalloc.stop()
     print(f"\n{held / events:.0f} B per event held by a Result ({events} events)")
+
+
+def test_run_start_is_found_in_a_packed_trace_as_in_a_list_of_its_events() -> None:
+    started = TraceEvent(3.0, "", 3.0, EventKind.RUN_STARTED, {"source": "lab"})
+    for events in (EVENTS, [*EVENTS, started, started.shifted(-1.0)]):
+        trace = Trace.from_events(events)
+        assert run_start(trace) == run_start(list(events))
+    assert run_start(Trace.from_events(EVENTS)) is None
+    assert run_start(Trace.from_events([*EVENTS, started])) == 3.0
+
+
+def test_a_recorder_packs_in_batches_and_its_views_see_every_event_recorded_before() -> None:
+    recorder = TraceRecorder(true_clock=lambda: 1.0)
+    for i in range(1000):  # several batches and a partial one
+        recorder.record("n1", float(i), EventKind.RENEW_OK, {"version": i})
+        if i == 600:
+            early = recorder.events
+    assert len(recorder) == 1000
+    assert len(early) == 601
+    assert [e.details["version"] for e in recorder.events] == list(range(1000))
+    assert early[-1].details == {"version": 600}
+    shared = {"version": 7}
+    recorder(  # the observer call copies: the caller may change its mapping afterwards
+        "n1", 0.0, EventKind.RENEW_OK, shared
+    )
+    shared["version"] = 8
+    assert recorder.events[-1].details == {"version": 7}
