@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from bench_sqlite import timings_for  # the capacity runs' timings: one home for both files
 
 from leadersim import (
     Config,
@@ -241,7 +242,7 @@ async def _lead() -> None:
 
 async def bench_capacity(url: str, members: int, interval: float, duration: float) -> Capacity:
     table = f"cap_{uuid.uuid4().hex[:12]}"
-    lease, deadline = (10.0, 8.0) if interval >= 2 else (8 * interval, 6 * interval)
+    lease, interval, deadline = timings_for(interval)
     trace = TraceRecorder(time.monotonic)
     storages = [await ORMStorage.from_url(url, table, pool_size=1) for _ in range(members)]
     rng = random.Random(members)

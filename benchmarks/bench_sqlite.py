@@ -20,8 +20,9 @@ Run from the repository root::
    floor.
 
 2. Capacity. N electors with the default timings (lease 10 s, renew interval 2 s, renew
-   deadline 8 s) run in this process on one SQLite file, each through its own
-   ``SQLStorage`` connection, on the real clock, for a fixed wall time per N. Nobody
+   deadline 8 s), then at renew interval 0.25 s (lease 2 s, deadline 1.5 s, as
+   ``bench_orm.py``'s fast run), run in this process on one SQLite file, each through its
+   own ``SQLStorage`` connection, on the real clock, for a fixed wall time per N. Nobody
    crashes, so any leadership change, lost leadership, cancelled leader callback or failed
    renew round is spurious. A ``TraceRecorder`` counts them. It prints the largest N with
    no spurious loss, plus this process's CPU use and event-loop lag, so you can tell when
@@ -67,6 +68,17 @@ TABLE = "election"
 ROUND_TRIP_TARGET = 10.0  # SQLStorage may cost at most this many times the inline floor
 CAPACITY_TARGET = 100  # members one file should sustain at the default timings
 LEASE, INTERVAL, DEADLINE = 10.0, 2.0, 8.0  # the defaults; Config(...) zeros select them
+
+
+def timings_for(interval: float) -> tuple[float, float, float]:
+    """(lease, renew interval, deadline) of a capacity run at ``interval`` seconds.
+
+    At 2 s or more, the defaults; below, a lease of 8 intervals and a deadline of 6.
+    """
+    if interval >= INTERVAL:
+        return LEASE, INTERVAL, DEADLINE
+    return 8 * interval, interval, 6 * interval
+
 
 # ---------------------------------------------------------------------------------------
 # 1. round trip
@@ -309,6 +321,7 @@ class TimedStorage:
 @dataclasses.dataclass
 class CapacityResult:
     members: int
+    interval: float
     duration: float
     elected: bool
     renews_per_s: float
@@ -345,7 +358,7 @@ class CapacityResult:
     def saturated(self) -> bool:
         # One core's worth of CPU (the GIL) or a loop that wakes late by a quarter of the
         # renew interval: the process, not the SQLite file, is the bottleneck.
-        return self.cpu_share >= 0.9 or self.loop_lag_max >= INTERVAL / 4
+        return self.cpu_share >= 0.9 or self.loop_lag_max >= self.interval / 4
 
 
 async def _lead() -> None:
@@ -372,9 +385,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def bench_capacity(directory: Path, members: int, duration: float) -> CapacityResult:
+async def bench_capacity(
+    directory: Path, members: int, duration: float, interval: float = INTERVAL
+) -> CapacityResult:
     """Run ``members`` electors on one fresh file for ``duration`` s and count the losses."""
-    path = directory / f"capacity-{members}.db"
+    lease, interval, deadline = timings_for(interval)
+    path = directory / f"capacity-{members}-{interval:g}.db"
     recorder = TraceRecorder()  # time.monotonic: the clock the event loop uses too
     windows: list[float] = []
     storages = [await SQLStorage.open(path, TABLE) for _ in range(members)]
@@ -390,6 +406,9 @@ async def bench_capacity(directory: Path, members: int, duration: float) -> Capa
                     address=f"10.0.{i // 250}.{i % 250 + 1}:8261",
                     storage=TimedStorage(storage, windows),
                     leader_callback=_lead,
+                    lease_duration=lease,
+                    renew_interval=interval,
+                    renew_deadline=deadline,
                 ),
                 observer=recorder,
                 seed=i,
@@ -403,7 +422,7 @@ async def bench_capacity(directory: Path, members: int, duration: float) -> Capa
     lag_task = asyncio.create_task(_measure_loop_lag(0.05, lags))
     cpu_start, wall_start = time.process_time(), time.monotonic()
     tasks = [
-        asyncio.create_task(_join_after(e, spread.uniform(0, INTERVAL)), name=e.id)
+        asyncio.create_task(_join_after(e, spread.uniform(0, interval)), name=e.id)
         for e in electors
     ]
     await asyncio.sleep(duration)
@@ -418,6 +437,7 @@ async def bench_capacity(directory: Path, members: int, duration: float) -> Capa
     result = summarize(members, [e for e in recorder.events if e.true_time < stop_at])
     return dataclasses.replace(
         result,
+        interval=interval,
         duration=stop_at - wall_start,
         renews_per_s=result.renews_per_s / (stop_at - wall_start),
         window_p50=_percentile(measured_windows, 0.5),
@@ -449,6 +469,7 @@ def summarize(members: int, events: list[TraceEvent]) -> CapacityResult:
             last_ok[event.node] = event.true_time
     return CapacityResult(
         members=members,
+        interval=INTERVAL,
         duration=0.0,
         elected=became > 0,
         renews_per_s=float(renew_ok),
@@ -468,10 +489,11 @@ def summarize(members: int, events: list[TraceEvent]) -> CapacityResult:
     )
 
 
-def print_capacity_header(duration: float) -> None:
+def print_capacity_header(interval: float, duration: float) -> None:
+    lease, interval, deadline = timings_for(interval)
     print(
-        f"\n2. Members per SQLite file at lease/interval/deadline {LEASE:g}/{INTERVAL:g}/"
-        f"{DEADLINE:g} s: {duration:g} s per N, real clock, one process, no faults"
+        f"\n2. Members per SQLite file at lease/interval/deadline {lease:g}/{interval:g}/"
+        f"{deadline:g} s: {duration:g} s per N, real clock, one process, no faults"
         "\n   changes: leader changes after the first election; lost, cancel: lost_leader, "
         "callback_cancelled events\n   (nobody crashes, so each is a spurious loss of "
         "leadership); failed: renew rounds that hit the deadline;\n   expired: live members "
@@ -527,17 +549,22 @@ def print_capacity_summary(results: list[CapacityResult]) -> None:
         verdict = "not judged, no N that large was tried"
     else:
         verdict = "MISSED"
+    interval = results[0].interval
+    judged = f"target >= {CAPACITY_TARGET}: {verdict}"
     print(
-        f"largest N with zero spurious loss of leadership = {largest} of {tried} "
-        f"(target >= {CAPACITY_TARGET}: {verdict})"
+        f"largest N with zero spurious loss of leadership = {largest} of {tried} at interval "
+        f"{interval:g} s ({judged if interval == INTERVAL else 'no target at this interval'})"
     )
     strict = _largest_prefix(results, lambda r: r.strictly_clean)
-    print(f"largest N with no failed renew round and no expired member either = {strict}")
+    print(
+        "largest N with no failed renew round and no expired member either = "
+        f"{strict} at interval {interval:g} s"
+    )
     saturated = [r.members for r in results if r.saturated]
     if saturated:
         print(
             f"   note: at N={saturated} this one process was saturated (>= 90% of a core, or "
-            f"the event loop woke >= {INTERVAL / 4:g} s late): with {os.cpu_count()} CPUs, "
+            f"the event loop woke >= {interval / 4:g} s late): with {os.cpu_count()} CPUs, "
             "one Python process cannot drive that many electors' thread hops on time, so "
             "those rows measure the process, not the SQLite file"
         )
@@ -585,6 +612,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--duration", type=float, default=40.0, help="wall seconds per N in the capacity run (40)"
     )
     parser.add_argument(
+        "--fast-members",
+        default="20,40,60,80,100",
+        help="member counts N at renew interval 0.25 s (20,40,60,80,100; empty: skip it)",
+    )
+    parser.add_argument(
+        "--fast-duration", type=float, default=15.0, help="wall seconds per N at 0.25 s (15)"
+    )
+    parser.add_argument(
         "--synchronous",
         choices=["OFF", "NORMAL", "FULL"],
         help="PRAGMA synchronous for the round-trip connections; default: two tables, "
@@ -601,14 +636,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.synchronous = [None, "NORMAL"] if args.synchronous is None else [args.synchronous]
     if args.quick:
         args.trips, args.rounds, args.members, args.duration = 100, 3, "10", 5.0
-    try:
-        args.members = [int(n) for n in args.members.split(",") if n.strip()]
-    except ValueError:
-        parser.error(f"--members must be comma-separated integers, got {args.members!r}")
+        args.fast_members, args.fast_duration = "10", 3.0
+    for flag in ("members", "fast_members"):
+        text = getattr(args, flag)
+        try:
+            setattr(args, flag, [int(n) for n in text.split(",") if n.strip()])
+        except ValueError:
+            parser.error(
+                f"--{flag.replace('_', '-')} must be comma-separated integers, got {text!r}"
+            )
     if args.trips < 1 or args.rounds < 1 or args.duration <= 0 or not args.members:
         parser.error("--trips, --rounds, --duration and --members must be positive")
-    if any(n < 1 for n in args.members):
-        parser.error("every N in --members must be at least 1")
+    if args.fast_duration <= 0:
+        parser.error("--fast-duration must be positive")
+    if any(n < 1 for n in [*args.members, *args.fast_members]):
+        parser.error("every N in --members and --fast-members must be at least 1")
     return args
 
 
@@ -619,12 +661,19 @@ async def main_async(args: argparse.Namespace, directory: Path) -> None:
             results, info = await bench_round_trip(directory, args.trips, args.rounds, synchronous)
             print_round_trip(results, info, synchronous)
     if args.only != "roundtrip":
-        print_capacity_header(args.duration)
-        capacity = []
-        for n in args.members:
-            capacity.append(await bench_capacity(directory, n, args.duration))
-            print_capacity_row(capacity[-1])
-        print_capacity_summary(capacity)
+        runs = [
+            (INTERVAL, args.members, args.duration),
+            (0.25, args.fast_members, args.fast_duration),
+        ]
+        for interval, counts, duration in runs:
+            if not counts:
+                continue
+            print_capacity_header(interval, duration)
+            capacity = []
+            for n in counts:
+                capacity.append(await bench_capacity(directory, n, duration, interval))
+                print_capacity_row(capacity[-1])
+            print_capacity_summary(capacity)
 
 
 def main(argv: list[str] | None = None) -> int:

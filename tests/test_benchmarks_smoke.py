@@ -39,10 +39,15 @@ def test_quick_sqlite_benchmark_exits_cleanly_and_reports_its_measurements(
     assert len(ratios) == 2, done.stdout
     assert ratios[1][1] == "NORMAL", done.stdout
     assert all(float(ratio) > 0 for ratio, _ in ratios)
-    # The capacity run: one row for the quick N, then the summary line.
-    assert re.search(r"^\s+10\s+\d+\.\d", done.stdout, re.M), done.stdout
-    assert re.search(
-        r"^largest N with zero spurious loss of leadership = \d+ of \[10\]", done.stdout, re.M
-    ), done.stdout
-    # Its SQLite files went where it was told.
-    assert (tmp_path / "capacity-10.db").exists()
+    # The capacity runs, at the default interval and at 0.25 s: a row for the quick N and
+    # a summary line each.
+    assert len(re.findall(r"^\s+10\s+\d+\.\d", done.stdout, re.M)) == 2, done.stdout
+    for interval in ("2", "0.25"):
+        assert re.search(
+            rf"^largest N with zero spurious loss of leadership = \d+ of \[10\] at interval "
+            rf"{re.escape(interval)} s",
+            done.stdout,
+            re.M,
+        ), done.stdout
+        # Its SQLite files went where it was told.
+        assert (tmp_path / f"capacity-10-{interval}.db").exists()
