@@ -303,7 +303,14 @@ class SimLoop(asyncio.BaseEventLoop):
                 if timers:
                     timeout = min(max(0, timers[0][0] - env._now), _MAX_SELECT)
                     if timeout:
-                        self._advance(timeout)
+                        # _advance(timeout), inline: a SimPy event first if one is due by
+                        # the earliest timer, else jump to that timer.
+                        queue = env._queue
+                        target = env._now + timeout
+                        if queue and queue[0][0] <= target:
+                            env.step()
+                        else:
+                            env._now = target
                 else:
                     self._advance(None)
             end_time = env._now + resolution
