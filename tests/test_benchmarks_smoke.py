@@ -6,6 +6,8 @@ keep the scripts from rotting as the package changes under them.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -15,9 +17,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_SQLITE = REPO / "benchmarks" / "bench_sqlite.py"
+TRACE_DIGESTS = REPO / "benchmarks" / "trace_digests.py"
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_quick_sqlite_benchmark_exits_cleanly_and_reports_its_measurements(
     tmp_path: Path,
@@ -51,3 +53,19 @@ def test_quick_sqlite_benchmark_exits_cleanly_and_reports_its_measurements(
         ), done.stdout
         # Its SQLite files went where it was told.
         assert (tmp_path / f"capacity-10-{interval}.db").exists()
+
+
+@pytest.mark.slow
+def test_trace_digests_are_the_same_for_one_seed_and_differ_between_seeds() -> None:
+    spec = importlib.util.spec_from_file_location("trace_digests", TRACE_DIGESTS)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    first = module.digest(("leader-crash", "base", None, 1))
+    assert re.fullmatch(r"leader-crash\[base\]#1 \d+ [0-9a-f]{16}", first), first
+    assert module.digest(("leader-crash", "base", None, 1)) == first
+    assert module.digest(("leader-crash", "base", None, 2)).split()[2] != first.split()[2]
+    label, mapping, seed = module.EXTRA[0]
+    extra = module.digest((label, None, json.dumps(mapping), seed))
+    assert extra.startswith(f"{label}#{seed} ")
