@@ -109,6 +109,17 @@ def check_run(name: str, scale: float, duration: float, tmp_path: Path) -> Resul
         assert result.end_time == pytest.approx(duration)
         assert result.meta["source"] == "lab"
         failures = failed_expectations(name, result, scale)
+        if failures:  # the story of the run, to tell a broken lab from a broken rule
+            for e in result.events:
+                if e.kind not in (
+                    EventKind.RENEW_OK,
+                    EventKind.RENEW_STARTED,
+                    EventKind.STORAGE_OP,
+                ):
+                    print(
+                        f"{e.true_time - result.start_time:8.3f} {e.node:>3} {e.kind.value}",
+                        e.details,
+                    )
         assert failures == [], f"{name} (lab, scale {scale}): {failures}\n{result.verdict.line()}"
     finally:
         assert_no_member_left(result)

@@ -474,8 +474,8 @@ class Summary:
             catalogue judges it; the line shows its two parts instead.
         leader_changes: Consecutive terms on different nodes.
         reelections: Consecutive terms on the same node.
-        stale_accepted: Stale guarded writes that were accepted (the harm).
-        stale_rejected: Stale guarded writes that fencing rejected.
+        stale_accepted: Stale guarded writes that were accepted (the harm), by the end.
+        stale_rejected: Stale guarded writes that fencing rejected, by the end.
         fenced: The run had guarded writes, and every one went through fencing.
         first_leader_at: When the first callback started (true time), if one did.
     """
@@ -572,6 +572,9 @@ def compose_summary(
     terms = sorted(acting, key=lambda i: i.start)
     changes = sum(1 for a, b in itertools.pairwise(terms) if a.node != b.node)
     stale_accepted = stale_rejected = 0
+    # A write after the end is not the run's: a lab's saved traces go on through the
+    # members' shutdown (a leader that released its slot still writes for its stop latency).
+    writes = [w for w in writes if w.true_time <= end_time]
     for write in writes:
         if write.details.get("stale"):
             if write.details.get("accepted"):

@@ -238,3 +238,15 @@ def test_guarded_writes_are_classified_ok_fenced_and_harmful(build) -> None:
     summary = summarize(result.events)
     assert (summary.stale_accepted, summary.stale_rejected) == (1, 1)
     assert summary.safe is False
+
+
+def test_a_stale_write_after_the_end_is_not_the_runs(build) -> None:
+    # A lab's saved traces go on through the shutdown, where a leader that released its
+    # slot still writes for its stop latency: judged with the run's end, it is not counted.
+    common = {"fencing": False, "sent_at": 0.0, "seq": 1, "leader_id": ""}
+    build.add(1.0, "n1", "guarded_write", accepted=True, stale=False, **common)
+    build.add(4.5, "n1", "guarded_write", accepted=True, stale=True, **common)
+    events = Result(build.trace(), 5.0).events
+    assert summarize(events, 4.0).stale_accepted == 0
+    assert summarize(events, 4.0).safe is True
+    assert summarize(events, 5.0).stale_accepted == 1
