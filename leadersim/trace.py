@@ -329,8 +329,8 @@ class Trace(Sequence[TraceEvent]):
             return events
         store = _Store()
         for e in events:
-            store.append(e.true_time, e.node, e.local_time, e.kind, e.details)  # read-only
-        return cls(store)
+            store.append(e.true_time, e.node, e.local_time, e.kind, e.details)
+        return cls(store)  # packs them now: the events' details are read before it returns
 
     def __len__(self) -> int:
         return self._length

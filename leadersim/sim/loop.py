@@ -97,6 +97,24 @@ def _held_back(handle: events.Handle) -> bool:
     return True
 
 
+def _set_fields(
+    handle: events.Handle,
+    callback: Callable[..., object],
+    args: tuple[Any, ...],
+    loop: SimLoop,
+    context: contextvars.Context | None,
+) -> None:
+    """Set ``Handle.__init__``'s fields outside debug mode (no source traceback to take)."""
+    fields: Any = handle  # asyncio's private slots, which its stubs do not all declare
+    fields._context = contextvars.copy_context() if context is None else context
+    fields._loop = loop
+    fields._callback = callback
+    fields._args = args
+    fields._cancelled = False
+    fields._repr = None
+    fields._source_traceback = None
+
+
 class _GatedHandle(events.Handle):
     """A handle that runs only while its node is neither paused nor crashed."""
 
@@ -111,15 +129,8 @@ class _GatedHandle(events.Handle):
     ) -> None:
         if loop._debug:  # type: ignore[attr-defined]
             super().__init__(callback, args, loop, context)  # keeps the source traceback
-            return
-        # Handle.__init__'s fields, set here: one call per handle instead of three.
-        self._context = contextvars.copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
+        else:  # one call fewer per handle than Handle.__init__ (which asks get_debug())
+            _set_fields(self, callback, args, loop, context)
 
     def _run(self) -> None:
         if not _held_back(self):
@@ -130,6 +141,7 @@ class _GatedTimerHandle(events.TimerHandle):
     """A timer handle gated like :class:`_GatedHandle`."""
 
     __slots__ = ()
+    _loop: SimLoop  # Handle's slot, set by _set_fields or Handle.__init__
 
     def __init__(
         self,
@@ -142,14 +154,7 @@ class _GatedTimerHandle(events.TimerHandle):
         if loop._debug:  # type: ignore[attr-defined]
             super().__init__(when, callback, args, loop, context)
             return
-        # TimerHandle.__init__'s fields, set here (see _GatedHandle).
-        self._context = contextvars.copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
+        _set_fields(self, callback, args, loop, context)  # see _GatedHandle
         self._when = when
         self._scheduled = False
 
@@ -162,9 +167,9 @@ class _GatedTimerHandle(events.TimerHandle):
             return
         # TimerHandle.cancel with the loop's _timer_handle_cancelled inline.
         if self._scheduled:
-            loop._timer_cancelled_count += 1
+            loop._timer_cancelled_count += 1  # type: ignore[has-type]
         self._cancelled = True
-        self._callback = None  # type: ignore[assignment]
+        self._callback = None
         self._args = None  # type: ignore[assignment]
 
     def _run(self) -> None:
