@@ -79,26 +79,26 @@ async def workload(duration: float) -> int:
 Runner = Callable[[Callable[[], Coroutine[Any, Any, int]]], int]
 
 
-def run_simloop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """leadersim's ``SimLoop`` (SimPy-clocked)."""
-    from leadersim.sim.loop import SimLoop
-
-    loop = SimLoop()
+def _run_on(loop: asyncio.AbstractEventLoop, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run the workload to completion on ``loop``, then close it."""
     try:
         return int(loop.run_until_complete(main()))
     finally:
         loop.close()
 
 
+def run_simloop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """leadersim's ``SimLoop`` (SimPy-clocked)."""
+    from leadersim.sim.loop import SimLoop
+
+    return _run_on(SimLoop(), main)
+
+
 def _looptime(noop_cycles: int) -> Runner:
     def run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         import looptime
 
-        loop = looptime.new_event_loop(noop_cycles=noop_cycles)
-        try:
-            return int(loop.run_until_complete(main()))
-        finally:
-            loop.close()
+        return _run_on(looptime.new_event_loop(noop_cycles=noop_cycles), main)
 
     return run
 
@@ -115,15 +115,15 @@ def run_seedloop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """seedloop's ``DeterministicLoop`` (asyncio's FIFO order, virtual time)."""
     from seedloop._loop import DeterministicLoop
 
-    loop = DeterministicLoop()
-    try:
-        return int(loop.run_until_complete(main()))
-    finally:
-        loop.close()
+    return _run_on(DeterministicLoop(), main)
 
 
 class _FirstReady:
-    """A scheduling policy that always runs the oldest ready callback (asyncio's order)."""
+    """A scheduling policy that always runs the oldest ready callback (asyncio's order).
+
+    One object for both peers: simloop asks ``choose`` and reads ``diverged_at``; simloom
+    calls the class with its loop, asks ``pick`` and reads ``descriptor``.
+    """
 
     diverged_at = None
     descriptor = "first-ready"
@@ -143,10 +143,7 @@ def run_simloop_peer(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
     loop = simloop.SimLoop(seed=0)
     loop._policy = _FirstReady()
-    try:
-        return int(loop.run_until_complete(main()))
-    finally:
-        loop.close()
+    return _run_on(loop, main)
 
 
 def run_simloom(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
