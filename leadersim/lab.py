@@ -647,6 +647,86 @@ _SIGNAL_FAULTS: dict[int, tuple[str, EventKind]] = {
     signal.SIGCONT: ("pause", EventKind.FAULT_END),
 }
 
+#: How long (seconds) the lab keeps trying to stop a member outside SQLite's write lock
+#: before it leaves it stopped holding the lock (see :func:`stop_member_process`).
+STOP_CLEAR_OF_LOCK_FOR = 0.25
+
+
+def _is_stopped(pid: int) -> bool:
+    """Whether the kernel has stopped ``pid`` (``/proc``; without it, assume so)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("T", "t", "Z", "X")
+
+
+def holds_sqlite_write_lock(pid: int, db_path: str | Path) -> bool:
+    """Whether process ``pid`` holds an exclusive lock on a SQLite file or its ``-shm``.
+
+    SQLite's writer takes its locks as POSIX record locks, which Linux lists in
+    ``/proc/locks`` with the holder's pid: a ``WRITE`` lock on the database file (rollback
+    journal) or on its shared-memory file (WAL: the write, checkpoint and recovery locks)
+    stalls every other writer until it is released. Where there is no ``/proc/locks``
+    this says ``False``.
+    """
+    inodes: set[tuple[int, int, int]] = set()
+    for path in (Path(db_path), Path(f"{db_path}-shm")):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            inodes.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        fields = line.split()
+        # "N: POSIX ADVISORY WRITE PID MAJ:MIN:INODE START END"; "N: -> ..." is a waiter.
+        if len(fields) < 8 or fields[1] == "->" or fields[3] != "WRITE":
+            continue
+        try:
+            holder = int(fields[4])
+            major, minor, inode = fields[5].split(":")
+            where = (int(major, 16), int(minor, 16), int(inode))
+        except ValueError:
+            continue
+        if holder == pid and where in inodes:
+            return True
+    return False
+
+
+def stop_member_process(
+    process: subprocess.Popen[bytes], db_path: str | Path | None
+) -> dict[str, Scalar]:
+    """``SIGSTOP`` a member; on a SQLite file, at an instant it holds no write lock.
+
+    On SQLite the member process *is* the database engine: stopped inside a commit, it
+    keeps the file's write lock and every other member stalls on it, a database outage
+    rather than the pause of one member that a scenario's ``pause`` means (a database
+    server finishes a paused client's statement). So when the stopped process holds the
+    lock (:func:`holds_sqlite_write_lock`), the lab lets it run for a millisecond and
+    stops it again, for up to :data:`STOP_CLEAR_OF_LOCK_FOR` seconds. Returns what the
+    fault's trace event adds: ``lock_retries`` (how many times it was let go on), and
+    ``holds_write_lock`` if it is left stopped holding the lock all the same.
+    """
+    process.send_signal(signal.SIGSTOP)
+    if db_path is None:
+        return {}
+    retries = 0
+    give_up_at = time.monotonic() + STOP_CLEAR_OF_LOCK_FOR
+    while True:
+        settle_by = time.monotonic() + 0.1
+        while not _is_stopped(process.pid) and time.monotonic() < settle_by:
+            time.sleep(0.0002)
+        if not holds_sqlite_write_lock(process.pid, db_path):
+            return {"lock_retries": retries} if retries else {}
+        if time.monotonic() >= give_up_at:
+            return {"lock_retries": retries, "holds_write_lock": True}
+        retries += 1
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.001)
+        process.send_signal(signal.SIGSTOP)
+
 
 class LabError(LeadersimError, RuntimeError):
     """Something the lab waited for did not happen; the message shows the members' state."""
@@ -801,13 +881,21 @@ class Lab:
         self._lab_trace.flush()
         return event
 
-    def _record_fault(self, node: str, kind: str, sig: str | None, at: float) -> int:
+    def _record_fault(
+        self,
+        node: str,
+        kind: str,
+        sig: str | None,
+        at: float,
+        extra: Mapping[str, Scalar] | None = None,
+    ) -> int:
         """Record the start of an injected fault; returns its number."""
         index = self._faults
         self._faults += 1
         details: dict[str, Scalar] = {"fault": index, "kind": kind}
         if sig is not None:
             details["signal"] = sig
+        details.update(extra or {})
         self._record(EventKind.FAULT_START, node, details, at)
         return index
 
@@ -963,6 +1051,11 @@ class Lab:
         process = self.processes.get(node_id)
         return process is not None and process.poll() is None
 
+    @property
+    def _sqlite_file(self) -> Path | None:
+        """The members' SQLite file, or ``None`` when they use a database server."""
+        return None if self.url else self.db_path
+
     def pid(self, node_id: str) -> int:
         """The process id of ``node_id``'s latest process."""
         return self.processes[node_id].pid
@@ -991,7 +1084,11 @@ class Lab:
         name = signal.Signals(sig).name
         kind, phase = _SIGNAL_FAULTS.get(sig, ("signal", EventKind.FAULT_START))
         sent_at = time.monotonic()
-        process.send_signal(sig)
+        extra: dict[str, Scalar] = {}
+        if sig == signal.SIGSTOP:
+            extra = stop_member_process(process, self._sqlite_file)
+        else:
+            process.send_signal(sig)
         if phase is EventKind.FAULT_END:
             # SIGCONT ends this member's open pause; to a running process it is a no-op.
             index = self._open_pauses.pop(node_id, None)
@@ -999,7 +1096,7 @@ class Lab:
                 details: dict[str, Scalar] = {"fault": index, "kind": kind, "signal": name}
                 self._record(EventKind.FAULT_END, node_id, details, sent_at)
             return sent_at
-        index = self._record_fault(node_id, kind, name, sent_at)
+        index = self._record_fault(node_id, kind, name, sent_at, extra)
         if kind == "pause":
             self._open_pauses[node_id] = index
         elif kind == "crash":
@@ -1607,10 +1704,11 @@ class _ScenarioRun:
                 process.send_signal(signal.SIGKILL)
                 lab._reap_killed(node, process, now)
         elif kind == "pause":
-            lab._record(EventKind.FAULT_START, node, {**details, "signal": "SIGSTOP"}, now)
             self.pauses[node] = self.pauses.get(node, 0) + 1
+            extra: dict[str, Scalar] = {}
             if running and process is not None and self.pauses[node] == 1:
-                process.send_signal(signal.SIGSTOP)
+                extra = stop_member_process(process, lab._sqlite_file)
+            lab._record(EventKind.FAULT_START, node, {**details, "signal": "SIGSTOP", **extra}, now)
         elif kind == "cancel":
             lab._record(EventKind.FAULT_START, node, {**details, "signal": "SIGTERM"}, now)
             if running and process is not None:

@@ -77,8 +77,21 @@ def row_bytes(lab: Lab) -> list[tuple[Any, ...]]:
 
 
 def set_column(lab: Lab, column: str, value: Any) -> None:
+    """Write a bad value the way a writer that keeps to the protocol would: the version moves.
+
+    A bad record under an unchanged version is not a corruption the members can be asked
+    to leave alone: a member that read the row just before the edit holds that version, and
+    its compare-and-swap on it rightly replaces the record (the version is the row's only
+    concurrency token, in the reference too). So a corrupt record comes with a new version,
+    and a member that read before the edit loses its swap and reads the corruption.
+    """
     with connect(lab) as connection:
-        connection.execute(f"UPDATE {TABLE} SET {column} = ? WHERE id = 1", (value,))
+        if column == "record":
+            connection.execute(
+                f"UPDATE {TABLE} SET record = ?, version = version + 1 WHERE id = 1", (value,)
+            )
+        else:
+            connection.execute(f"UPDATE {TABLE} SET {column} = ? WHERE id = 1", (value,))
 
 
 def events(lab: Lab, kind: EventKind, after: float) -> list[TraceEvent]:

@@ -58,15 +58,82 @@ def scaled_expect(expect: Expect, scale: float) -> Expect:
     return dataclasses.replace(expect, value=scaled)
 
 
+def woken_mid_round_slack(result: Result) -> dict[str, float]:
+    """Seconds a real pause may add to the upper time bounds, each for what the trace shows.
+
+    The simulator stops the leader at the same point of its renew cycle in every seed; the
+    lab stops it wherever it happens to be. Two such points lengthen the story by a bounded
+    amount, both by the reference's own rules, and each leaves its mark in the trace:
+
+    - The pause fell inside one of the paused member's storage operations (sent before the
+      stop, its reply handled after the wake). A renewal that had committed counts as fresh
+      from the moment its reply is handled (an observation is stamped when it is processed),
+      so the woken member believes it leads, and its callback runs, until its next renew
+      round: up to one renew interval ``I`` more of belief overlap and of overlap.
+    - The woken member's renew round met a CAS conflict (another member renewed at that
+      instant). It stops its callback only when the round ends, after a retry delay of at
+      most ``D/2`` (the backoff cap): up to ``D/2`` more overlap.
+
+    At scale 0.05 the storage's real latency is a larger share of the scaled interval than
+    the simulated 5 ms is of 2 s, so the lab meets these points more often than the seeds.
+    """
+    started = next(e for e in result.events if e.kind is EventKind.RUN_STARTED).details
+    interval = float(started["renew_interval"])  # type: ignore[arg-type]
+    deadline = float(started["renew_deadline"])  # type: ignore[arg-type]
+    slack: dict[str, float] = {}
+    starts = [
+        e for e in result.events if e.kind is EventKind.FAULT_START and e.details["kind"] == "pause"
+    ]
+    for start in starts:
+        end = next(
+            (
+                e.true_time
+                for e in result.events
+                if e.kind is EventKind.FAULT_END
+                and e.node == start.node
+                and e.details["fault"] == start.details["fault"]
+            ),
+            None,
+        )
+        if end is None:
+            continue
+        mine = [e for e in result.events if e.node == start.node]
+        if any(
+            e.kind is EventKind.STORAGE_OP
+            and e.details["sent_at"] < start.true_time  # type: ignore[operator]
+            and e.true_time > end
+            for e in mine
+        ):
+            for metric in ("belief_overlap_s", "overlap_s"):
+                slack[metric] = slack.get(metric, 0.0) + interval
+        conflicts = [e.true_time for e in mine if e.kind is EventKind.CAS_CONFLICT]
+        if any(end <= at <= end + deadline for at in conflicts):
+            slack["overlap_s"] = slack.get("overlap_s", 0.0) + deadline / 2
+    return slack
+
+
+def widened(expect: Expect, extra: float) -> Expect:
+    """``expect`` with its upper bound moved up by ``extra`` (lower bounds stay)."""
+    if extra == 0.0:
+        return expect
+    value = expect.value
+    if isinstance(value, tuple):
+        return dataclasses.replace(expect, value=(value[0], value[1] + extra))
+    if expect.op in ("<", "<="):
+        return dataclasses.replace(expect, value=value + extra)
+    return expect
+
+
 def failed_expectations(name: str, result: Result, scale: float) -> list[str]:
     """The entry's expectations for its default variant that this one run breaks."""
     entry = CATALOGUE[name]
     metrics = scenario_metrics(result.events, result.end_time)
+    slack = woken_mid_round_slack(result)
     failures = []
     for expect in entry.expect:
         if expect.variant not in (None, entry.default):
             continue
-        scaled = scaled_expect(expect, scale)
+        scaled = widened(scaled_expect(expect, scale), slack.get(expect.metric, 0.0))
         value = metrics.get(scaled.metric)
         if not scaled.judge([value]):
             failures.append(f"{scaled.describe()}: got {value!r}")
@@ -120,7 +187,10 @@ def check_run(name: str, scale: float, duration: float, tmp_path: Path) -> Resul
                         f"{e.true_time - result.start_time:8.3f} {e.node:>3} {e.kind.value}",
                         e.details,
                     )
-        assert failures == [], f"{name} (lab, scale {scale}): {failures}\n{result.verdict.line()}"
+        assert failures == [], (
+            f"{name} (lab, scale {scale}): {failures}\n{result.verdict.line()}\n"
+            f"slack for the pause's phase: {woken_mid_round_slack(result)}"
+        )
     finally:
         assert_no_member_left(result)
     return result
