@@ -58,58 +58,76 @@ def scaled_expect(expect: Expect, scale: float) -> Expect:
     return dataclasses.replace(expect, value=scaled)
 
 
-def woken_mid_round_slack(result: Result) -> dict[str, float]:
-    """Seconds a real pause may add to the upper time bounds, each for what the trace shows.
+@dataclasses.dataclass
+class PausePhase:
+    """What the point of the renew cycle where a real pause landed allows, from its trace.
 
     The simulator stops the leader at the same point of its renew cycle in every seed; the
-    lab stops it wherever it happens to be. Two such points lengthen the story by a bounded
+    lab stops it wherever it happens to be. Two such points change the story by a bounded
     amount, both by the reference's own rules, and each leaves its mark in the trace:
 
-    - The pause fell inside one of the paused member's storage operations (sent before the
-      stop, its reply handled after the wake). A renewal that had committed counts as fresh
-      from the moment its reply is handled (an observation is stamped when it is processed),
-      so the woken member believes it leads, and its callback runs, until its next renew
-      round: up to one renew interval ``I`` more of belief overlap and of overlap.
-    - The woken member's renew round met a CAS conflict (another member renewed at that
-      instant). It stops its callback only when the round ends, after a retry delay of at
-      most ``D/2`` (the backoff cap): up to ``D/2`` more overlap.
+    - **Inside an operation**: the paused member sent a storage operation before the stop
+      and handled its reply after the wake. A renewal that had committed counts as fresh
+      from the moment its reply is handled (an observation is stamped when it is
+      processed), so the woken member believes it leads, and its callback runs, until its
+      next round: up to one renew interval ``I`` more of belief overlap and of overlap. And
+      a renew round in flight has run out of its deadline during the pause: at the wake it
+      may fail and cancel the work before the work's pending write goes out (the real loop
+      runs the overdue timers in either order), so a stale write is possible, not certain.
+    - **A conflict at the wake**: the woken member's renew round met a CAS conflict
+      (another member renewed at that instant). It stops its callback only when the round
+      ends, after a retry delay of at most ``D/2`` (the backoff cap): up to ``D/2`` more
+      overlap.
 
     At scale 0.05 the storage's real latency is a larger share of the scaled interval than
-    the simulated 5 ms is of 2 s, so the lab meets these points more often than the seeds.
+    the simulated 5 ms is of 2 s, so the lab lands on these points more often than the
+    seeds do (about one run in ten here).
     """
-    started = next(e for e in result.events if e.kind is EventKind.RUN_STARTED).details
-    interval = float(started["renew_interval"])  # type: ignore[arg-type]
-    deadline = float(started["renew_deadline"])  # type: ignore[arg-type]
-    slack: dict[str, float] = {}
-    starts = [
-        e for e in result.events if e.kind is EventKind.FAULT_START and e.details["kind"] == "pause"
-    ]
-    for start in starts:
-        end = next(
-            (
-                e.true_time
-                for e in result.events
-                if e.kind is EventKind.FAULT_END
-                and e.node == start.node
-                and e.details["fault"] == start.details["fault"]
-            ),
-            None,
-        )
-        if end is None:
-            continue
-        mine = [e for e in result.events if e.node == start.node]
-        if any(
-            e.kind is EventKind.STORAGE_OP
-            and e.details["sent_at"] < start.true_time  # type: ignore[operator]
-            and e.true_time > end
-            for e in mine
-        ):
-            for metric in ("belief_overlap_s", "overlap_s"):
-                slack[metric] = slack.get(metric, 0.0) + interval
-        conflicts = [e.true_time for e in mine if e.kind is EventKind.CAS_CONFLICT]
-        if any(end <= at <= end + deadline for at in conflicts):
-            slack["overlap_s"] = slack.get("overlap_s", 0.0) + deadline / 2
-    return slack
+
+    slack: dict[str, float] = dataclasses.field(default_factory=dict)
+    waived: set[str] = dataclasses.field(default_factory=set)
+
+    @classmethod
+    def of(cls, result: Result) -> PausePhase:
+        started = next(e for e in result.events if e.kind is EventKind.RUN_STARTED).details
+        interval = float(started["renew_interval"])  # type: ignore[arg-type]
+        deadline = float(started["renew_deadline"])  # type: ignore[arg-type]
+        phase = cls()
+        pauses = [
+            e
+            for e in result.events
+            if e.kind is EventKind.FAULT_START and e.details["kind"] == "pause"
+        ]
+        for start in pauses:
+            end = next(
+                (
+                    e.true_time
+                    for e in result.events
+                    if e.kind is EventKind.FAULT_END
+                    and e.node == start.node
+                    and e.details["fault"] == start.details["fault"]
+                ),
+                None,
+            )
+            if end is None:
+                continue
+            mine = [e for e in result.events if e.node == start.node]
+            if any(
+                e.kind is EventKind.STORAGE_OP
+                and e.details["sent_at"] < start.true_time  # type: ignore[operator]
+                and e.true_time > end
+                for e in mine
+            ):
+                phase.add("belief_overlap_s", interval)
+                phase.add("overlap_s", interval)
+                phase.waived.add("stale_accepted")
+            conflicts = [e.true_time for e in mine if e.kind is EventKind.CAS_CONFLICT]
+            if any(end <= at <= end + deadline for at in conflicts):
+                phase.add("overlap_s", deadline / 2)
+        return phase
+
+    def add(self, metric: str, seconds: float) -> None:
+        self.slack[metric] = self.slack.get(metric, 0.0) + seconds
 
 
 def widened(expect: Expect, extra: float) -> Expect:
@@ -128,12 +146,14 @@ def failed_expectations(name: str, result: Result, scale: float) -> list[str]:
     """The entry's expectations for its default variant that this one run breaks."""
     entry = CATALOGUE[name]
     metrics = scenario_metrics(result.events, result.end_time)
-    slack = woken_mid_round_slack(result)
+    phase = PausePhase.of(result)
     failures = []
     for expect in entry.expect:
         if expect.variant not in (None, entry.default):
             continue
-        scaled = widened(scaled_expect(expect, scale), slack.get(expect.metric, 0.0))
+        if expect.metric in phase.waived:
+            continue
+        scaled = widened(scaled_expect(expect, scale), phase.slack.get(expect.metric, 0.0))
         value = metrics.get(scaled.metric)
         if not scaled.judge([value]):
             failures.append(f"{scaled.describe()}: got {value!r}")
@@ -189,7 +209,7 @@ def check_run(name: str, scale: float, duration: float, tmp_path: Path) -> Resul
                     )
         assert failures == [], (
             f"{name} (lab, scale {scale}): {failures}\n{result.verdict.line()}\n"
-            f"slack for the pause's phase: {woken_mid_round_slack(result)}"
+            f"what the pause's phase allows: {PausePhase.of(result)}"
         )
     finally:
         assert_no_member_left(result)
