@@ -317,8 +317,15 @@ def test_five_members_elect_one_leader_and_shrink_as_each_leader_leaves(world: W
         # Each leader's callback ran once, in the order leadership moved, and no other did.
         assert cluster.log.started == leaders
         assert sorted(leaders) == sorted(everyone)
-        # Nobody had to wait for a lease to run out: every departure was a release.
-        assert cluster.events(EventKind.MEMBER_EXPIRED) == []
+        # Nobody had to wait for a departed member's lease to run out: every departure was
+        # a release. (Only departures: on a loaded server a member whose renewals all fail
+        # or conflict for a whole lease sees its own entry lapse, and re-adds itself; CI
+        # saw that once on PostgreSQL with two test workers and the server on two cores.)
+        departed = set(leaders[:-1])
+        expired = [
+            e for e in cluster.events(EventKind.MEMBER_EXPIRED) if e.details["member"] in departed
+        ]
+        assert expired == []
 
     run_with_cluster(world, body)
 
@@ -521,7 +528,11 @@ def test_cancelled_leader_releases_so_a_follower_takes_over_well_within_a_lease(
         release = cluster.events(EventKind.RELEASE, old, after=cancelled_at)[0]
         assert release.details["ok"]
         assert release.details["leader_changed"]
-        assert cluster.events(EventKind.MEMBER_EXPIRED) == []
+        # The old leader left by its release, not by its lease running out (other members'
+        # own entries may lapse on a loaded server; see the test of five members).
+        assert [
+            e for e in cluster.events(EventKind.MEMBER_EXPIRED) if e.details["member"] == old
+        ] == []
 
     run_with_cluster(world, body)
 
