@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -71,10 +72,18 @@ REAL_TIME_MODULES = {
 }
 
 
+#: The directory of the tests that only simulate: no wall clock, no processes, no
+#: servers (but the real-time modules above). Marked ``simulated``: ``.ci/run`` runs them
+#: on every core first, then the rest of the full tier in one process.
+SIMULATED_DIR = Path(__file__).parent / "sim"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in REAL_TIME_MODULES:
             item.add_marker(pytest.mark.xdist_group("real-time"))
+        elif item.path.parent == SIMULATED_DIR:
+            item.add_marker(pytest.mark.simulated)
     # The soak runs for minutes: in neither tier unless asked for by name (`-m soak`).
     if "soak" not in (config.getoption("markexpr", "") or ""):
         soaks = [item for item in items if item.get_closest_marker("soak")]
