@@ -96,6 +96,7 @@ __all__ = [
     "MemberSettings",
     "READY_MARK",
     "check_real",
+    "process_state",
     "read_trace_dir",
     "run_member",
     "run_scenario",
@@ -652,13 +653,25 @@ _SIGNAL_FAULTS: dict[int, tuple[str, EventKind]] = {
 STOP_CLEAR_OF_LOCK_FOR = 0.25
 
 
-def _is_stopped(pid: int) -> bool:
-    """Whether the kernel has stopped ``pid`` (``/proc``; without it, assume so)."""
+def process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of process ``pid`` (Linux's ``/proc/<pid>/stat``).
+
+    ``R`` running, ``S`` sleeping, ``T`` stopped by a signal, ``Z`` a zombie waiting to
+    be reaped, and so on; ``None`` when it cannot be read (no such process, or no
+    ``/proc``).
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] in ("T", "t", "Z", "X")
+        return None
+    # The name in parentheses may hold spaces and parentheses: the state follows the last.
+    return stat.rpartition(")")[2].split()[0]
+
+
+def _is_stopped(pid: int) -> bool:
+    """Whether the kernel has stopped ``pid`` (without ``/proc``, assume so)."""
+    state = process_state(pid)
+    return state is None or state in ("T", "t", "Z", "X")
 
 
 def holds_sqlite_write_lock(pid: int, db_path: str | Path) -> bool:

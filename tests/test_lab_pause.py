@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from leadersim.lab import holds_sqlite_write_lock, stop_member_process
+from leadersim.lab import holds_sqlite_write_lock, process_state, stop_member_process
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see who holds a lock"
@@ -111,4 +111,4 @@ def test_on_a_server_the_stop_is_plain(writer: tuple[subprocess.Popen[bytes], Pa
     process, _ = writer
     assert stop_member_process(process, None) == {}
     time.sleep(0.01)
-    assert Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
+    assert process_state(process.pid) == "T"

@@ -24,7 +24,7 @@ from leadersim.analysis.result import Result
 from leadersim.catalogue import scenario_metrics
 from leadersim.errors import ConfigError
 from leadersim.experiment import prepare_scenario
-from leadersim.lab import LAB_TRACE_NAME, Lab, run_scenario
+from leadersim.lab import LAB_TRACE_NAME, Lab, process_state, run_scenario
 from leadersim.sim.scenarios import CATALOGUE, Expect
 from leadersim.trace import EventKind, read_trace_dir
 
@@ -35,11 +35,7 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return process_state(pid) not in (None, "Z")
 
 
 def assert_no_member_left(result: Result) -> None:
@@ -142,11 +138,13 @@ def widened(expect: Expect, extra: float) -> Expect:
     return expect
 
 
-def failed_expectations(name: str, result: Result, scale: float) -> list[str]:
-    """The entry's expectations for its default variant that this one run breaks."""
+def failed_expectations(name: str, result: Result, scale: float, phase: PausePhase) -> list[str]:
+    """The entry's expectations for its default variant that this one run breaks.
+
+    ``phase`` (:meth:`PausePhase.of` the run) widens or waives what the pause's phase allows.
+    """
     entry = CATALOGUE[name]
     metrics = scenario_metrics(result.events, result.end_time)
-    phase = PausePhase.of(result)
     failures = []
     for expect in entry.expect:
         if expect.variant not in (None, entry.default):
@@ -195,7 +193,8 @@ def check_run(name: str, scale: float, duration: float, tmp_path: Path) -> Resul
     try:
         assert result.end_time == pytest.approx(duration)
         assert result.meta["source"] == "lab"
-        failures = failed_expectations(name, result, scale)
+        phase = PausePhase.of(result)
+        failures = failed_expectations(name, result, scale, phase)
         if failures:  # the story of the run, to tell a broken lab from a broken rule
             for e in result.events:
                 if e.kind not in (
@@ -209,7 +208,7 @@ def check_run(name: str, scale: float, duration: float, tmp_path: Path) -> Resul
                     )
         assert failures == [], (
             f"{name} (lab, scale {scale}): {failures}\n{result.verdict.line()}\n"
-            f"what the pause's phase allows: {PausePhase.of(result)}"
+            f"what the pause's phase allows: {phase}"
         )
     finally:
         assert_no_member_left(result)
